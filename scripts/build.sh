@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Configure (once) and build QEMU in build/qemu/build: one target,
+# x86_64-softmmu, only what the tests need, firmware from Debian's packages,
+# ccache through meson.  Extra ninja targets may be given as arguments.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/config.sh"
+
+EXTRA_CONFIGURE=${EXTRA_CONFIGURE:-}
+if [ ! -f "$OBJ/build.ninja" ]; then
+    mkdir -p "$OBJ"
+    # shellcheck disable=SC2086
+    (cd "$OBJ" && ../configure \
+        --target-list=x86_64-softmmu \
+        --python=/usr/bin/python3 \
+        --disable-download --disable-install-blobs \
+        --firmwarepath=/usr/share/seabios:/usr/lib/ipxe/qemu:/usr/share/qemu \
+        --disable-docs --disable-tools --disable-guest-agent \
+        --disable-gtk --disable-sdl --disable-opengl --disable-vnc \
+        --disable-spice --disable-curses --disable-xkbcommon \
+        --disable-gnutls --disable-nettle --disable-gcrypt \
+        --disable-libusb --disable-usb-redir --disable-smartcard \
+        --disable-rust --disable-plugins \
+        --enable-slirp --enable-fdt=system \
+        $EXTRA_CONFIGURE) > "$BUILD/configure.log" 2>&1 || {
+            tail -30 "$BUILD/configure.log" >&2
+            echo "build: configure failed, see $BUILD/configure.log" >&2
+            exit 1
+        }
+fi
+ninja -C "$OBJ" qemu-system-x86_64 "$@"

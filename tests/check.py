@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""The test command of qemu-sriov (`make check`).
+
+Runs, in order: checkpatch over every patch of the series, the patch-queue
+tests, the qtests named in tests/qtests.list (the project's own and a
+regression subset of QEMU's), and the guest tests.  Each test case prints
+a TAP-like line; the run ends with "N passed, N failed".
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+BUILD = os.environ.get('BUILD', os.path.join(TOP, 'build'))
+SRC = os.path.join(BUILD, 'qemu')
+OBJ = os.path.join(SRC, 'build')
+PATCHES = os.environ.get('PATCHES', os.path.join(TOP, 'patches'))
+QEMU = os.path.join(OBJ, 'qemu-system-x86_64')
+LOGS = os.path.join(BUILD, 'test-logs')
+
+
+class Tally:
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+        self.failures = []
+
+    def report(self, ok, name, detail=None, skip=False):
+        if skip:
+            self.skipped += 1
+            print(f'skip {name}', flush=True)
+        elif ok:
+            self.passed += 1
+            print(f'ok   {name}', flush=True)
+        else:
+            self.failed += 1
+            self.failures.append(name)
+            print(f'FAIL {name}', flush=True)
+            for line in (detail or '').rstrip().splitlines()[-40:]:
+                print(f'     | {line}', flush=True)
+
+
+def run(cmd, timeout, env=None, cwd=None):
+    try:
+        p = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, errors='replace', check=False)
+        return p.returncode, p.stdout
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or ''
+        if isinstance(out, bytes):
+            out = out.decode('utf-8', 'replace')
+        return None, out + f'\n*** timeout after {timeout} s'
+
+
+def series():
+    path = os.path.join(PATCHES, 'series')
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding='utf-8') as f:
+        return [ln.strip() for ln in f
+                if ln.strip() and not ln.startswith('#')]
+
+
+def check_checkpatch(t):
+    for p in series():
+        rc, out = run(['perl', 'scripts/checkpatch.pl', '--no-color',
+                       os.path.join(PATCHES, p)], 300, cwd=SRC)
+        t.report(rc == 0, f'checkpatch/{p}', out)
+
+
+def tap(t, prefix, rc, out):
+    """Count TAP results from OUT; a crash or missing plan is a failure."""
+    n = 0
+    for line in out.splitlines():
+        m = re.match(r'(not ok|ok) \d+ (.*)$', line)
+        if not m:
+            continue
+        n += 1
+        name = m.group(2)
+        skip = '# SKIP' in name
+        name = re.sub(r'\s*#\s*SKIP.*', '', name).strip()
+        t.report(m.group(1) == 'ok', f'{prefix}{name}', out, skip=skip)
+    if rc != 0 or n == 0:
+        t.report(False, f'{prefix}(exit status {rc}, {n} results)', out)
+
+
+def check_patch_queue(t):
+    rc, out = run(['bash', os.path.join(TOP, 'tests', 'patch-queue-test.sh')],
+                  600)
+    tap(t, 'patch-queue/', rc, out)
+
+
+def qtest_list():
+    items = []
+    with open(os.path.join(TOP, 'tests', 'qtests.list'), encoding='utf-8') as f:
+        for line in f:
+            line = line.split('#', 1)[0].strip()
+            if line:
+                parts = line.split(None, 1)
+                items.append((parts[0], parts[1] if len(parts) > 1 else None))
+    return items
+
+
+def check_qtests(t, only=None):
+    env = dict(os.environ, QTEST_QEMU_BINARY=QEMU,
+               QTEST_QEMU_STORAGE_DAEMON_BINARY='/bin/false',
+               G_TEST_DBUS_DAEMON='/bin/true')
+    os.makedirs(LOGS, exist_ok=True)
+    for binary, filt in qtest_list():
+        if only and not any(o in binary for o in only):
+            continue
+        exe = os.path.join(OBJ, 'tests', 'qtest', binary)
+        if not os.path.exists(exe):
+            t.report(False, f'qtest/{binary}', f'{exe} was not built')
+            continue
+        args = [exe, '--tap', '-k']
+        if filt and filt.startswith('~'):
+            rc, out = run([exe, '-l'], 120, env=env)
+            rx = re.compile(filt[1:])
+            paths = [p for p in out.split() if p.startswith('/') and rx.search(p)]
+            if not paths:
+                t.report(False, f'qtest/{binary}', f'no test path matches {filt}')
+                continue
+            for p in paths:
+                args += ['-p', p]
+        rc, out = run(args, 1800, env=env, cwd=OBJ)
+        with open(os.path.join(LOGS, f'qtest-{binary}.log'), 'w',
+                  encoding='utf-8') as f:
+            f.write(out)
+        tap(t, f'qtest/{binary}', rc, out)
+
+
+def check_guest(t, only=None):
+    cmd = [sys.executable, os.path.join(TOP, 'tests', 'guest', 'run.py')]
+    for o in only or []:
+        cmd += ['-k', o]
+    rc, out = run(cmd, 3600)
+    tap(t, '', rc, out)
+
+
+SUITES = {
+    'checkpatch': check_checkpatch,
+    'patch-queue': check_patch_queue,
+    'qtest': check_qtests,
+    'guest': check_guest,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--only', action='append', choices=sorted(SUITES),
+                    help='run only these suites')
+    ap.add_argument('-k', action='append',
+                    help='within qtest/guest, only tests whose name has this')
+    opts = ap.parse_args()
+    t = Tally()
+    for name, fn in SUITES.items():
+        if opts.only and name not in opts.only:
+            continue
+        print(f'== {name}', flush=True)
+        if name in ('qtest', 'guest'):
+            fn(t, opts.k)
+        else:
+            fn(t)
+    if t.failures:
+        print('failed: ' + ', '.join(t.failures))
+    tail = f', {t.skipped} skipped' if t.skipped else ''
+    print(f'{t.passed} passed, {t.failed} failed{tail}')
+    return 1 if t.failed or not t.passed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Boot the qemu-sriov Linux guest test bed under TCG and collect results.
+
+A guest run is: our QEMU, the Debian kernel and busybox initramfs from
+build/guest, a scenario script appended to the initramfs as a second cpio
+archive, and a serial console written to a log file.  The guest's /init
+prints ``RESULT``/``CHECK`` lines and ``SCENARIO-DONE rc=N`` and powers off.
+QMP goes through QEMU's own python/qemu package from the work tree.
+
+A run fails on timeout, kernel panic, missing SCENARIO-DONE, a failed
+CHECK or a non-zero QEMU exit; the console log of every run is kept in
+build/test-logs/.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+BUILD = os.environ.get('BUILD', os.path.join(TOP, 'build'))
+SRC = os.path.join(BUILD, 'qemu')
+QEMU = os.environ.get('QEMU', os.path.join(SRC, 'build', 'qemu-system-x86_64'))
+GUEST = os.path.join(BUILD, 'guest')
+LOGS = os.path.join(BUILD, 'test-logs')
+FIRMWARE = ['-L', '/usr/share/seabios', '-L', '/usr/lib/ipxe/qemu',
+            '-L', '/usr/share/qemu']
+
+sys.path.insert(0, os.path.join(SRC, 'python'))
+from qemu.machine import QEMUMachine  # noqa: E402  pylint: disable=C0413
+
+
+class GuestResult:
+    """What one guest run produced."""
+
+    def __init__(self, name, log, rc, checks, results, error):
+        self.name = name
+        self.log = log
+        self.rc = rc
+        self.checks = checks          # list of (name, ok, detail)
+        self.results = results        # key -> list of values
+        self.error = error            # harness-level failure or None
+
+    @property
+    def ok(self):
+        return (self.error is None and self.rc == 0 and
+                bool(self.checks) and all(c[1] for c in self.checks))
+
+    def result(self, key, default=None):
+        vals = self.results.get(key)
+        return vals[-1] if vals else default
+
+    def summary(self):
+        lines = []
+        if self.error:
+            lines.append(f'error: {self.error}')
+        for name, ok, detail in self.checks:
+            if not ok:
+                lines.append(f'FAIL {name} {detail}')
+        if self.rc not in (0, None):
+            lines.append(f'scenario rc={self.rc}')
+        lines.append(f'console log: {self.log}')
+        return '\n'.join(lines)
+
+
+def _cpio(files, out):
+    """Write a newc cpio archive with FILES (path -> (mode, bytes))."""
+    with tempfile.TemporaryDirectory() as d:
+        for path, (mode, data) in files.items():
+            p = os.path.join(d, path.lstrip('/'))
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, 'wb') as f:
+                f.write(data)
+            os.chmod(p, mode)
+        names = subprocess.run(['find', '.'], cwd=d, check=True,
+                               capture_output=True).stdout
+        with open(out, 'wb') as f:
+            subprocess.run(['cpio', '-o', '-H', 'newc', '--quiet'], cwd=d,
+                           input=names, stdout=f, check=True)
+
+
+def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
+         on_ready=None):
+    """Boot the guest with SCENARIO (shell text) and extra QEMU ARGS.
+
+    ON_READY, if given, is called with the QEMUMachine once the guest has
+    printed GUEST-READY (for QMP interaction during the run).
+    Returns a GuestResult.
+    """
+    os.makedirs(LOGS, exist_ok=True)
+    log = os.path.join(LOGS, f'{name}.log')
+    tmp = tempfile.mkdtemp(prefix=f'guest-{name}-')
+    error = None
+    try:
+        initrd = os.path.join(tmp, 'initrd')
+        _cpio({'/scenario.sh': (0o755, scenario.encode())},
+              os.path.join(tmp, 'scenario.cpio'))
+        with open(initrd, 'wb') as out:
+            for part in (os.path.join(GUEST, 'initramfs.cpio'),
+                         os.path.join(tmp, 'scenario.cpio')):
+                with open(part, 'rb') as f:
+                    shutil.copyfileobj(f, out)
+        if os.path.exists(log):
+            os.unlink(log)
+        vm = QEMUMachine(QEMU, base_temp_dir=tmp, name=name, qmp_timer=60)
+        vm.add_args(*FIRMWARE,
+                    '-machine', 'q35', '-accel', 'tcg',
+                    '-m', str(memory), '-smp', str(smp),
+                    '-kernel', os.path.join(GUEST, 'vmlinuz'),
+                    '-initrd', initrd,
+                    '-append', 'console=ttyS0 panic=-1 quiet loglevel=4 '
+                               'pci=realloc',
+                    '-serial', f'file:{log}',
+                    '-no-reboot', '-nodefaults', '-nic', 'none', *args)
+        start = time.monotonic()
+        ready = False
+        try:
+            vm.launch()
+        except Exception as e:  # pylint: disable=broad-except
+            error = f'QEMU failed to start: {e}\n{vm.get_log() or ""}'
+            return GuestResult(name, log, None, [], {}, error)
+        try:
+            while True:
+                text = _read(log)
+                if not ready and 'GUEST-READY' in text:
+                    ready = True
+                    if on_ready:
+                        on_ready(vm)
+                if 'SCENARIO-DONE' in text:
+                    break
+                if 'Kernel panic' in text:
+                    error = 'kernel panic'
+                    break
+                if not vm.is_running():
+                    error = 'QEMU exited before the scenario finished'
+                    break
+                if time.monotonic() - start > timeout:
+                    error = f'timeout after {timeout} s'
+                    break
+                time.sleep(0.5)
+        finally:
+            if error is None:
+                # The guest powers off by itself after SCENARIO-DONE.
+                try:
+                    vm.wait(timeout=30)
+                except Exception:  # pylint: disable=broad-except
+                    error = 'QEMU did not exit after the scenario'
+            if error is not None:
+                try:
+                    vm.kill()
+                except Exception:  # pylint: disable=broad-except
+                    pass
+            qlog = vm.get_log()
+            if qlog:
+                with open(log, 'a', encoding='utf-8') as f:
+                    f.write('\n--- QEMU output ---\n' + qlog)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return parse(name, log, error)
+
+
+def _read(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+    except FileNotFoundError:
+        return ''
+
+
+def parse(name, log, error=None):
+    text = _read(log)
+    checks, results, rc = [], {}, None
+    for line in text.splitlines():
+        line = line.strip('\r')
+        m = re.match(r'CHECK (\S+) (PASS|FAIL) ?(.*)$', line)
+        if m:
+            checks.append((m.group(1), m.group(2) == 'PASS', m.group(3)))
+            continue
+        m = re.match(r'RESULT (\S+) ?(.*)$', line)
+        if m:
+            results.setdefault(m.group(1), []).append(m.group(2))
+            continue
+        m = re.match(r'SCENARIO-DONE rc=(\d+)', line)
+        if m:
+            rc = int(m.group(1))
+    if rc is None and error is None:
+        error = 'no SCENARIO-DONE on the console'
+    return GuestResult(name, log, rc, checks, results, error)

@@ -1,0 +1,29 @@
+"""The test bed itself: the guest boots, binds a virtio-net-pci NIC with
+the configured MAC and passes traffic through it."""
+
+from guestlib import boot
+
+MAC = '52:54:00:12:34:56'
+
+SCENARIO = r'''
+nic=""
+for d in /sys/class/net/*; do
+    [ "$(cat $d/address)" = "__MAC__" ] && nic=${d##*/}
+done
+check nic-with-mac [ -n "$nic" ]
+result nic "$nic"
+drv=$(basename "$(readlink /sys/class/net/$nic/device/driver)")
+expect nic-driver "$drv" virtio_net
+pdrv=$(basename "$(readlink /sys/class/net/$nic/device/../driver)")
+expect pci-driver "$pdrv" virtio-pci
+ip addr add 10.0.2.15/24 dev "$nic"
+ip link set "$nic" up
+check ping-gateway wait_for 20 ping -c 1 -W 1 10.0.2.2
+'''
+
+
+def test_virtio_net_ping():
+    return boot('basic-virtio-net', SCENARIO.replace('__MAC__', MAC),
+                args=['-netdev', 'user,id=n0',
+                      '-device', f'virtio-net-pci,netdev=n0,mac={MAC}'],
+                timeout=300)
