@@ -29,3 +29,13 @@ if [ ! -f "$OBJ/build.ninja" ]; then
         }
 fi
 ninja -C "$OBJ" qemu-system-x86_64 "$@"
+
+# A QEMU run from the build tree looks for firmware in the firmware path
+# relocated into build/qemu-bundle; the +ds source has no blobs, so point
+# those directories at Debian's packaged firmware.
+for d in /usr/share/seabios /usr/lib/ipxe/qemu /usr/share/qemu; do
+    if [ ! -e "$OBJ/qemu-bundle$d" ]; then
+        mkdir -p "$(dirname "$OBJ/qemu-bundle$d")"
+        ln -s "$d" "$OBJ/qemu-bundle$d"
+    fi
+done
