@@ -11,12 +11,13 @@ check() {
 expect() {
     if [ "$2" = "$3" ]; then pass "$1" "$2"; else fail "$1" "got '$2' want '$3'"; fi
 }
-# wait_for SECONDS COMMAND...: poll until the command succeeds.
+# wait_for SECONDS COMMAND...: poll until the command succeeds, for at
+# most SECONDS of wall-clock time (however long each try takes).
 wait_for() {
-    local t=$(( $1 * 10 )); shift
-    while [ $t -gt 0 ]; do
+    local end=$(( $(date +%s) + $1 )); shift
+    while :; do
         "$@" 2>/dev/null && return 0
-        usleep 100000; t=$((t - 1))
+        [ "$(date +%s)" -ge "$end" ] && return 1
+        usleep 100000
     done
-    return 1
 }
