@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 git -C "$SRC" -c diff.renames=true -c diff.noprefix=false -c format.signoff=false \
     format-patch -q --zero-commit --no-signature --no-numbered --full-index \
-    --no-stat -o "$tmp" "$BASELINE_TAG..HEAD"
+    -o "$tmp" "$BASELINE_TAG..HEAD"
 (cd "$tmp" && ls -1 -- *.patch 2>/dev/null || true) > "$tmp/series"
 mkdir -p "$out"
 rm -f "$out"/*.patch "$out/series"

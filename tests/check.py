@@ -68,7 +68,9 @@ def check_checkpatch(t):
     for p in series():
         rc, out = run(['perl', 'scripts/checkpatch.pl', '--no-color',
                        os.path.join(PATCHES, p)], 300, cwd=SRC)
-        t.report(rc == 0, f'checkpatch/{p}', out)
+        # Clean means no errors and no warnings either.
+        clean = rc == 0 and re.search(r'total: 0 errors, 0 warnings', out)
+        t.report(bool(clean), f'checkpatch/{p}', out)
 
 
 def tap(t, prefix, rc, out):
