@@ -3,6 +3,7 @@
 # See README.md.  Main entry points:
 #   make demo     set everything up from a fresh machine and boot the demo
 #   make check    the whole test suite (ends with "N passed, N failed")
+#   make bench    benchmark figures for 0..255 VFs (BENCH_ARGS=--help)
 
 SHELL := /bin/bash
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -12,7 +13,7 @@ export BUILD
 # qtest binaries that make check runs (ours and the regression subset).
 QTESTS := $(shell cat $(TOP)/tests/qtests.list 2>/dev/null | sed -n 's/^\([^#][^ ]*\).*/tests\/qtest\/\1/p' | sort -u)
 
-.PHONY: all deps worktree build qtests guest check demo patches patches-check \
+.PHONY: all deps worktree build qtests guest check demo bench patches patches-check \
         checkpatch clean distclean help
 
 all: build
@@ -40,6 +41,9 @@ check: qtests guest
 
 demo: build guest
 	@$(TOP)/scripts/demo.py
+
+bench: build
+	@$(TOP)/bench/bench.py $(BENCH_ARGS)
 
 patches:
 	@$(TOP)/scripts/export-patches.sh
