@@ -7,6 +7,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/config.sh"
 
 EXTRA_CONFIGURE=${EXTRA_CONFIGURE:-}
+
+# ccache through Debian's compiler links: QEMU's configure hands meson an
+# explicit compiler, so meson's own ccache detection never applies.  Paths
+# below the repository are rewritten so that another clone hits the cache.
+if [ -d /usr/lib/ccache ]; then
+    export PATH=/usr/lib/ccache:$PATH
+    export CCACHE_BASEDIR=$top CCACHE_NOHASHDIR=1
+fi
 if [ ! -f "$OBJ/build.ninja" ]; then
     mkdir -p "$OBJ"
     # shellcheck disable=SC2086
