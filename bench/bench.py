@@ -85,6 +85,7 @@ class QTest:
 
     def close(self):
         self.p.stdin.close()
+        self.p.terminate()      # qtest does not quit at the end of its input
         try:
             self.p.wait(timeout=60)
         except subprocess.TimeoutExpired:
