@@ -2,11 +2,19 @@
 # Configure (once) and build QEMU in build/qemu/build: one target,
 # x86_64-softmmu, only what the tests need, firmware from Debian's packages,
 # ccache through meson.  Extra ninja targets may be given as arguments.
+# OBJ=dir builds in another directory (make check-asan: build/qemu/build-asan),
+# EXTRA_CONFIGURE adds configure options, NINJAFLAGS ninja options (-j2).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/config.sh"
 
 EXTRA_CONFIGURE=${EXTRA_CONFIGURE:-}
+NINJAFLAGS=${NINJAFLAGS:-}
+if [ "$OBJ" = "$SRC/build" ]; then
+    log=$BUILD/configure.log
+else
+    log=$BUILD/configure-$(basename "$OBJ").log
+fi
 
 # ccache through Debian's compiler links: QEMU's configure hands meson an
 # explicit compiler, so meson's own ccache detection never applies.  Paths
@@ -15,10 +23,16 @@ if [ -d /usr/lib/ccache ]; then
     export PATH=/usr/lib/ccache:$PATH
     export CCACHE_BASEDIR=$top CCACHE_NOHASHDIR=1
 fi
+if [ "$OBJ" != "$SRC/build" ]; then
+    # Only build/ is in QEMU's .gitignore; keep other build directories out
+    # of the work tree's git status.
+    mkdir -p "$OBJ"
+    [ -e "$OBJ/.gitignore" ] || echo '*' > "$OBJ/.gitignore"
+fi
 if [ ! -f "$OBJ/build.ninja" ]; then
     mkdir -p "$OBJ"
     # shellcheck disable=SC2086
-    (cd "$OBJ" && ../configure \
+    (cd "$OBJ" && "$SRC/configure" \
         --target-list=x86_64-softmmu \
         --python=/usr/bin/python3 \
         --disable-download --disable-install-blobs \
@@ -30,13 +44,14 @@ if [ ! -f "$OBJ/build.ninja" ]; then
         --disable-libusb --disable-usb-redir --disable-smartcard \
         --disable-rust --disable-plugins \
         --enable-slirp --enable-fdt=system \
-        $EXTRA_CONFIGURE) > "$BUILD/configure.log" 2>&1 || {
-            tail -30 "$BUILD/configure.log" >&2
-            echo "build: configure failed, see $BUILD/configure.log" >&2
+        $EXTRA_CONFIGURE) > "$log" 2>&1 || {
+            tail -30 "$log" >&2
+            echo "build: configure failed, see $log" >&2
             exit 1
         }
 fi
-ninja -C "$OBJ" qemu-system-x86_64 "$@"
+# shellcheck disable=SC2086
+ninja -C "$OBJ" $NINJAFLAGS qemu-system-x86_64 "$@"
 
 # A QEMU run from the build tree looks for firmware in the firmware path
 # relocated into build/qemu-bundle; the +ds source has no blobs, so point

@@ -9,6 +9,7 @@ CACHE=${CACHE:-$top/downloads}
 BUILD=${BUILD:-$top/build}
 PATCHES=${PATCHES:-$top/patches}
 SRC=$BUILD/qemu
-OBJ=$SRC/build
+# The QEMU build directory; make check-asan and make fuzz use their own.
+OBJ=${OBJ:-$SRC/build}
 GUEST=$BUILD/guest
 BASELINE_TAG=baseline

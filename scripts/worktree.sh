@@ -35,9 +35,12 @@ run make again.
 MSG
         exit 1
     fi
-    echo "worktree: patches/ changed; re-creating $SRC (the build directory is kept)"
+    echo "worktree: patches/ changed; re-creating $SRC (the build directories are kept)"
+    # The build directories: build/ and those of make check-asan and fuzz.
     keep=$(mktemp -d "$BUILD/.objXXXX")
-    [ -d "$OBJ" ] && mv "$OBJ" "$keep/build"
+    for d in "$SRC"/build "$SRC"/build-*; do
+        if [ -d "$d" ]; then mv "$d" "$keep/"; fi
+    done
     rm -rf "$SRC" "$stamp"
 else
     keep=
@@ -51,7 +54,9 @@ tmpx=$(mktemp -d "$BUILD/.unpackXXXX")
 mv "$tmpx/qemu" "$SRC" && rm -rf "$tmpx"
 rm -rf "$SRC/.pc"
 if [ -n "$keep" ]; then
-    [ -d "$keep/build" ] && mv "$keep/build" "$OBJ"
+    for d in "$keep"/build "$keep"/build-*; do
+        if [ -d "$d" ]; then mv "$d" "$SRC/"; fi
+    done
     rmdir "$keep" 2>/dev/null || rm -rf "$keep"
 fi
 
@@ -62,7 +67,7 @@ export GIT_AUTHOR_DATE="2025-01-01T00:00:00Z" GIT_COMMITTER_DATE="2025-01-01T00:
 git init -q -b master .
 git config user.name  "${GIT_USER_NAME:-$(git -C "$top" config user.name || echo qemu-sriov)}"
 git config user.email "${GIT_USER_EMAIL:-$(git -C "$top" config user.email || echo qemu-sriov@localhost)}"
-git add -A -f . ':!build'
+git add -A -f . ':!build' ':!build-*'
 git commit -q -m "Baseline: qemu $BASE_VERSION (Debian source package, patches applied)"
 git tag "$BASELINE_TAG"
 unset GIT_AUTHOR_DATE GIT_COMMITTER_DATE GIT_AUTHOR_NAME GIT_AUTHOR_EMAIL GIT_COMMITTER_NAME GIT_COMMITTER_EMAIL

@@ -5,6 +5,16 @@ Runs, in order: checkpatch over every patch of the series, the patch-queue
 tests, the qtests named in tests/qtests.list (the project's own and a
 regression subset of QEMU's), and the guest tests.  Each test case prints
 a TAP-like line; the run ends with "N passed, N failed".
+
+The environment can point it at another build (make check-asan):
+OBJ (the QEMU build directory, default build/qemu/build), QEMU (the QEMU
+binary of the qtests and guest tests, default OBJ/qemu-system-x86_64; its
+name must end in -x86_64), TEST_LOGS (the log directory, default
+build/test-logs) and TEST_TIMEOUT_SCALE (a factor for every timeout,
+default 1).  A sanitizer report (AddressSanitizer, LeakSanitizer, UBSan's
+"runtime error:") in a qtest's output fails it, as does one in the
+directory SANITIZER_LOGS, where make check-asan's QEMU writes its
+sanitizer output (files qemu.PID).
 """
 
 import argparse
@@ -16,10 +26,16 @@ import sys
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 BUILD = os.environ.get('BUILD', os.path.join(TOP, 'build'))
 SRC = os.path.join(BUILD, 'qemu')
-OBJ = os.path.join(SRC, 'build')
+OBJ = os.path.abspath(os.environ.get('OBJ') or os.path.join(SRC, 'build'))
 PATCHES = os.environ.get('PATCHES', os.path.join(TOP, 'patches'))
-QEMU = os.path.join(OBJ, 'qemu-system-x86_64')
-LOGS = os.path.join(BUILD, 'test-logs')
+QEMU = os.environ.get('QEMU') or os.path.join(OBJ, 'qemu-system-x86_64')
+LOGS = os.environ.get('TEST_LOGS') or os.path.join(BUILD, 'test-logs')
+TIMEOUT_SCALE = float(os.environ.get('TEST_TIMEOUT_SCALE') or 1)
+# What the sanitizers print; any of these in a test's output fails it.
+SANITIZER_REPORT = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|'
+                              r'runtime error: |'
+                              r'WARNING: AddressSanitizer')
+SANITIZER_LOGS = os.environ.get('SANITIZER_LOGS')
 
 
 class Tally:
@@ -43,6 +59,7 @@ class Tally:
 
 
 def run(cmd, timeout, env=None, cwd=None):
+    timeout = int(timeout * TIMEOUT_SCALE)
     try:
         p = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -133,14 +150,50 @@ def check_qtests(t, only=None):
                   encoding='utf-8') as f:
             f.write(out)
         tap(t, f'qtest/{binary}', rc, out)
+        sanitizer(t, f'qtest/{binary}', out)
+        sanitizer_logs(t, f'qtest/{binary}')
+
+
+def sanitizer(t, name, out):
+    """A sanitizer report in OUT is a failure of its own."""
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if SANITIZER_REPORT.search(line):
+            t.report(False, f'{name} (sanitizer report)',
+                     '\n'.join(lines[max(0, i - 5):i + 60]))
+            return
+
+
+def sanitizer_logs(t, name):
+    """Reports in SANITIZER_LOGS fail NAME, the suite that just ran; each
+    is kept as *.report.  Files without one (ASan's warning about
+    swapcontext, which every QEMU prints) are removed."""
+    if not SANITIZER_LOGS or not os.path.isdir(SANITIZER_LOGS):
+        return
+    for fn in sorted(os.listdir(SANITIZER_LOGS)):
+        path = os.path.join(SANITIZER_LOGS, fn)
+        if fn.endswith('.report') or not os.path.isfile(path):
+            continue
+        with open(path, encoding='utf-8', errors='replace') as f:
+            text = f.read()
+        if SANITIZER_REPORT.search(text):
+            os.rename(path, path + '.report')
+            t.report(False, f'{name} (sanitizer report {fn})',
+                     f'{path}.report:\n{text}')
+        else:
+            os.unlink(path)
 
 
 def check_guest(t, only=None):
     cmd = [sys.executable, os.path.join(TOP, 'tests', 'guest', 'run.py')]
     for o in only or []:
         cmd += ['-k', o]
-    rc, out = run(cmd, 3600)
+    # guestlib takes the build, the logs and the timeout factor from here.
+    env = dict(os.environ, OBJ=OBJ, QEMU=QEMU, TEST_LOGS=LOGS,
+               TEST_TIMEOUT_SCALE=str(TIMEOUT_SCALE))
+    rc, out = run(cmd, 3600, env=env)
     tap(t, '', rc, out)
+    sanitizer_logs(t, 'guest')
 
 
 SUITES = {

@@ -7,8 +7,16 @@ prints ``RESULT``/``CHECK`` lines and ``SCENARIO-DONE rc=N`` and powers off.
 QMP goes through QEMU's own python/qemu package from the work tree.
 
 A run fails on timeout, kernel panic, missing SCENARIO-DONE, a failed
-CHECK or a non-zero QEMU exit; the console log of every run is kept in
-build/test-logs/.
+CHECK, a non-zero QEMU exit or a sanitizer report in QEMU's output; the
+console log of every run is kept in build/test-logs/.
+
+From the environment: QEMU (the binary; default OBJ/qemu-system-x86_64,
+OBJ defaulting to build/qemu/build), TEST_LOGS (default build/test-logs),
+TEST_TIMEOUT_SCALE, a factor for the timeouts of slower builds such as
+make check-asan's (default 1), and SANITIZER_LOGS, the directory where an
+ASan build of QEMU writes its sanitizer output (ASAN_OPTIONS log_path,
+files qemu.PID; make check-asan), so that QEMU's own output stays as
+without sanitizers.
 """
 
 import os
@@ -22,9 +30,30 @@ import time
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 BUILD = os.environ.get('BUILD', os.path.join(TOP, 'build'))
 SRC = os.path.join(BUILD, 'qemu')
-QEMU = os.environ.get('QEMU', os.path.join(SRC, 'build', 'qemu-system-x86_64'))
+OBJ = os.environ.get('OBJ') or os.path.join(SRC, 'build')
+QEMU = os.environ.get('QEMU') or os.path.join(OBJ, 'qemu-system-x86_64')
 GUEST = os.path.join(BUILD, 'guest')
-LOGS = os.path.join(BUILD, 'test-logs')
+LOGS = os.environ.get('TEST_LOGS') or os.path.join(BUILD, 'test-logs')
+TIMEOUT_SCALE = float(os.environ.get('TEST_TIMEOUT_SCALE') or 1)
+# What the sanitizers print (ASan, LSan, UBSan); any of it fails the run.
+SANITIZER_REPORT = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|'
+                              r'runtime error: |'
+                              r'WARNING: AddressSanitizer')
+SANITIZER_LOGS = os.environ.get('SANITIZER_LOGS')
+
+
+def sanitizer_log(pid):
+    """The sanitizer report that the QEMU with PID wrote to SANITIZER_LOGS,
+    or None.  A file with a report is renamed to *.report (tests/check.py
+    removes the others and reports any left behind)."""
+    if not SANITIZER_LOGS or not pid:
+        return None
+    path = os.path.join(SANITIZER_LOGS, f'qemu.{pid}')
+    text = _read(path)
+    if not SANITIZER_REPORT.search(text):
+        return None
+    os.rename(path, path + '.report')
+    return f'{path}.report:\n{text}'
 FIRMWARE = ['-L', '/usr/share/seabios', '-L', '/usr/lib/ipxe/qemu',
             '-L', '/usr/share/qemu']
 
@@ -89,6 +118,7 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
     printed GUEST-READY (for QMP interaction during the run).
     Returns a GuestResult.
     """
+    timeout *= TIMEOUT_SCALE
     os.makedirs(LOGS, exist_ok=True)
     log = os.path.join(LOGS, f'{name}.log')
     tmp = tempfile.mkdtemp(prefix=f'guest-{name}-')
@@ -104,7 +134,8 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
                     shutil.copyfileobj(f, out)
         if os.path.exists(log):
             os.unlink(log)
-        vm = QEMUMachine(QEMU, base_temp_dir=tmp, name=name, qmp_timer=60)
+        vm = QEMUMachine(QEMU, base_temp_dir=tmp, name=name,
+                         qmp_timer=60 * TIMEOUT_SCALE)
         vm.add_args(*FIRMWARE,
                     '-machine', 'q35', '-accel', 'tcg',
                     '-m', str(memory), '-smp', str(smp),
@@ -121,6 +152,7 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
         except Exception as e:  # pylint: disable=broad-except
             error = f'QEMU failed to start: {e}\n{vm.get_log() or ""}'
             return GuestResult(name, log, None, [], {}, error)
+        pid = vm.get_pid()
         try:
             while True:
                 text = _read(log)
@@ -137,25 +169,33 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
                     error = 'QEMU exited before the scenario finished'
                     break
                 if time.monotonic() - start > timeout:
-                    error = f'timeout after {timeout} s'
+                    error = f'timeout after {timeout:.0f} s'
                     break
                 time.sleep(0.5)
         finally:
             if error is None:
                 # The guest powers off by itself after SCENARIO-DONE.
                 try:
-                    vm.wait(timeout=30)
+                    vm.wait(timeout=30 * TIMEOUT_SCALE)
                 except Exception:  # pylint: disable=broad-except
                     error = 'QEMU did not exit after the scenario'
+                if error is None and vm.exitcode() != 0:
+                    error = f'QEMU exited with status {vm.exitcode()}'
             if error is not None:
                 try:
                     vm.kill()
                 except Exception:  # pylint: disable=broad-except
                     pass
-            qlog = vm.get_log()
+            qlog = (vm.get_log() or '') + (sanitizer_log(pid) or '')
             if qlog:
                 with open(log, 'a', encoding='utf-8') as f:
                     f.write('\n--- QEMU output ---\n' + qlog)
+                m = SANITIZER_REPORT.search(qlog)
+                if m:
+                    start = qlog.rfind('\n', 0, m.start()) + 1
+                    report = '\n'.join(qlog[start:].splitlines()[:30])
+                    error = ((error + '; ') if error else '') + \
+                        'sanitizer report in QEMU output:\n' + report
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return parse(name, log, error)
