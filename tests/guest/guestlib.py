@@ -110,6 +110,20 @@ def _cpio(files, out):
                            input=names, stdout=f, check=True)
 
 
+def make_initrd(tmp, scenario):
+    """Write TMP/initrd: the test bed's initramfs plus SCENARIO as
+    /scenario.sh; return its path."""
+    initrd = os.path.join(tmp, 'initrd')
+    _cpio({'/scenario.sh': (0o755, scenario.encode())},
+          os.path.join(tmp, 'scenario.cpio'))
+    with open(initrd, 'wb') as out:
+        for part in (os.path.join(GUEST, 'initramfs.cpio'),
+                     os.path.join(tmp, 'scenario.cpio')):
+            with open(part, 'rb') as f:
+                shutil.copyfileobj(f, out)
+    return initrd
+
+
 def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
          on_ready=None):
     """Boot the guest with SCENARIO (shell text) and extra QEMU ARGS.
@@ -124,14 +138,7 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
     tmp = tempfile.mkdtemp(prefix=f'guest-{name}-')
     error = None
     try:
-        initrd = os.path.join(tmp, 'initrd')
-        _cpio({'/scenario.sh': (0o755, scenario.encode())},
-              os.path.join(tmp, 'scenario.cpio'))
-        with open(initrd, 'wb') as out:
-            for part in (os.path.join(GUEST, 'initramfs.cpio'),
-                         os.path.join(tmp, 'scenario.cpio')):
-                with open(part, 'rb') as f:
-                    shutil.copyfileobj(f, out)
+        initrd = make_initrd(tmp, scenario)
         if os.path.exists(log):
             os.unlink(log)
         vm = QEMUMachine(QEMU, base_temp_dir=tmp, name=name,

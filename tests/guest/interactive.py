@@ -306,15 +306,7 @@ def boot(name, scenario, handler, args=(), timeout=600, smp=1, memory=512,
     error = None
     s = None
     try:
-        initrd = os.path.join(tmp, 'initrd')
-        guestlib._cpio(  # pylint: disable=protected-access
-            {'/scenario.sh': (0o755, (HOST_SH + scenario).encode())},
-            os.path.join(tmp, 'scenario.cpio'))
-        with open(initrd, 'wb') as out:
-            for part in (os.path.join(GUEST, 'initramfs.cpio'),
-                         os.path.join(tmp, 'scenario.cpio')):
-                with open(part, 'rb') as f:
-                    shutil.copyfileobj(f, out)
+        initrd = guestlib.make_initrd(tmp, HOST_SH + scenario)
         s = Session(name, tmp, initrd, args, smp, memory, reboot)
         first = s.launch()
         if first.done:
