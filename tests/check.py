@@ -23,19 +23,10 @@ import re
 import subprocess
 import sys
 
-TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
-BUILD = os.environ.get('BUILD', os.path.join(TOP, 'build'))
-SRC = os.path.join(BUILD, 'qemu')
-OBJ = os.path.abspath(os.environ.get('OBJ') or os.path.join(SRC, 'build'))
+from testenv import (TOP, SRC, OBJ, QEMU, LOGS, TIMEOUT_SCALE,
+                     SANITIZER_REPORT, SANITIZER_LOGS)
+
 PATCHES = os.environ.get('PATCHES', os.path.join(TOP, 'patches'))
-QEMU = os.environ.get('QEMU') or os.path.join(OBJ, 'qemu-system-x86_64')
-LOGS = os.environ.get('TEST_LOGS') or os.path.join(BUILD, 'test-logs')
-TIMEOUT_SCALE = float(os.environ.get('TEST_TIMEOUT_SCALE') or 1)
-# What the sanitizers print; any of these in a test's output fails it.
-SANITIZER_REPORT = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|'
-                              r'runtime error: |'
-                              r'WARNING: AddressSanitizer')
-SANITIZER_LOGS = os.environ.get('SANITIZER_LOGS')
 
 
 class Tally:

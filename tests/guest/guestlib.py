@@ -27,19 +27,13 @@ import sys
 import tempfile
 import time
 
-TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.environ.get('BUILD', os.path.join(TOP, 'build'))
-SRC = os.path.join(BUILD, 'qemu')
-OBJ = os.environ.get('OBJ') or os.path.join(SRC, 'build')
-QEMU = os.environ.get('QEMU') or os.path.join(OBJ, 'qemu-system-x86_64')
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..'))
+# pylint: disable=wrong-import-position
+from testenv import (BUILD, SRC, QEMU, LOGS, TIMEOUT_SCALE,
+                     SANITIZER_REPORT, SANITIZER_LOGS)
+
 GUEST = os.path.join(BUILD, 'guest')
-LOGS = os.environ.get('TEST_LOGS') or os.path.join(BUILD, 'test-logs')
-TIMEOUT_SCALE = float(os.environ.get('TEST_TIMEOUT_SCALE') or 1)
-# What the sanitizers print (ASan, LSan, UBSan); any of it fails the run.
-SANITIZER_REPORT = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|'
-                              r'runtime error: |'
-                              r'WARNING: AddressSanitizer')
-SANITIZER_LOGS = os.environ.get('SANITIZER_LOGS')
 
 
 def sanitizer_log(pid):
