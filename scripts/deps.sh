@@ -2,6 +2,18 @@
 # Install what building the series, the guest test bed and the tests need.
 # Works on Debian 12 (meson from bookworm-backports) and Debian 13.
 # Only packages that are missing are installed; run as root.
+#
+# bookworm-backports: a source of the machine that already carries it (a
+# deb822 .sources stanza or a one-line entry) is used as it is; only when
+# there is none does this add sources.list.d/qemu-sriov-backports.list.
+# That file is removed again once another source carries the suite, as
+# apt refuses to run when both name the same archive with different
+# Signed-By options.
+#
+# deps.sh --sources only does that (as if meson were missing) and exits.
+# From the environment: APT_ETC (where the apt sources are read and
+# written, default /etc/apt) and APT_CONFIG (passed on to apt-get), so
+# that tests/deps-test.sh can run it against a scratch configuration.
 set -euo pipefail
 
 PKGS=(build-essential git ninja-build libglib2.0-dev libpixman-1-dev
@@ -9,35 +21,85 @@ PKGS=(build-essential git ninja-build libglib2.0-dev libpixman-1-dev
       seabios ipxe-qemu qemu-system-data kmod cpio python3 python3-venv
       xz-utils zstd perl ca-certificates)
 MESON_MIN=1.5
+BACKPORTS=bookworm-backports
 
+# shellcheck source=/dev/null
 . /etc/os-release
 codename=${VERSION_CODENAME:-}
 
+APT_ETC=${APT_ETC:-/etc/apt}
+OUR_LIST=$APT_ETC/sources.list.d/qemu-sriov-backports.list
+
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
+# Writing the sources needs root only where APT_ETC is not ours.
+ETC_SUDO=$SUDO
+[ -w "$APT_ETC/sources.list.d" ] && ETC_SUDO=
 export DEBIAN_FRONTEND=noninteractive
+
+apt_get() {
+    $SUDO env DEBIAN_FRONTEND=noninteractive \
+        ${APT_CONFIG:+"APT_CONFIG=$APT_CONFIG"} apt-get "$@"
+}
+
+# The URIs of the enabled deb entries of a deb822 .sources file (stdin)
+# whose Suites include $1, one per entry.
+deb822_uris() {
+    awk -v s="$1" '
+        BEGIN { RS = ""; FS = "\n" }
+        {
+            delete v; f = ""
+            for (i = 1; i <= NF; i++) {
+                l = $i
+                if (l ~ /^#/) continue
+                if (l ~ /^[ \t]/) { if (f != "") v[f] = v[f] " " l; continue }
+                p = index(l, ":"); if (!p) continue
+                f = tolower(substr(l, 1, p - 1)); v[f] = substr(l, p + 1)
+            }
+            e = tolower(v["enabled"]); gsub(/[ \t]/, "", e)
+            if (e ~ /^(no|false|off|0|without|disable)$/) next
+            deb = 0; n = split(v["types"], w, " ")
+            for (j = 1; j <= n; j++) if (w[j] == "deb") deb = 1
+            has = 0; n = split(v["suites"], w, " ")
+            for (j = 1; j <= n; j++) if (w[j] == s) has = 1
+            split(v["uris"], u, " ")
+            if (deb && has && u[1] != "") print u[1]
+        }'
+}
+
+# The same for one-line sources (sources.list, *.list) on stdin.
+oneline_uris() {
+    awk -v s="$1" '
+        { sub(/#.*/, "") }
+        $1 == "deb" {
+            l = $0; sub(/^[ \t]*deb[ \t]+/, "", l)
+            if (l ~ /^\[/) { p = index(l, "]"); if (!p) next; l = substr(l, p + 1) }
+            if (split(l, w, " ") >= 2 && w[2] == s) print w[1]
+        }'
+}
+
+# "FILE<tab>URI" for every enabled deb entry of the apt sources with suite
+# $1, in the order apt reads them (.sources, then one-line).  The awks
+# that read this read all of it (no early exit, which pipefail would
+# turn into an error).
+sources_with() {
+    local f u
+    for f in "$APT_ETC"/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        for u in $(deb822_uris "$1" < "$f"); do printf '%s\t%s\n' "$f" "$u"; done
+    done
+    for f in "$APT_ETC/sources.list" "$APT_ETC"/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        for u in $(oneline_uris "$1" < "$f"); do printf '%s\t%s\n' "$f" "$u"; done
+    done
+}
 
 # The URI of the machine's own Debian archive (the source that carries the
 # main suite), from deb822 or one-line sources.  Never hard-coded.
 debian_uri() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk -v s="$codename" '
-            BEGIN { RS=""; FS="\n" }
-            {
-                uri=""; ok=0
-                for (i = 1; i <= NF; i++) {
-                    if ($i ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", $i); split($i, u, " "); uri=u[1] }
-                    if ($i ~ /^Suites:/) { n = split($i, w, " "); for (j = 2; j <= n; j++) if (w[j] == s) ok=1 }
-                }
-                if (ok && uri != "") { print uri; exit }
-            }' "$f"
-    done
-    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-        awk -v s="$codename" '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i == s) { u=$2; if ($2 ~ /^\[/) u=$3; print u; exit } }' || true
+    sources_with "$codename" | awk -F '\t' 'NR == 1 { print $2 }'
 }
-DEBIAN_URI=$(debian_uri | head -n1 || true)
+DEBIAN_URI=$(debian_uri || true)
 export DEBIAN_URI
 
 missing() {
@@ -48,18 +110,66 @@ missing() {
     echo "${out[@]:-}"
 }
 
+# The first source file other than ours that carries bookworm-backports.
+other_backports() {
+    sources_with "$BACKPORTS" |
+        awk -F '\t' -v ours="$OUR_LIST" '$1 != ours && !f { f = $1 } END { if (f != "") print f }'
+}
+
+# Our backports list from an earlier run goes once another source has the
+# suite: apt refuses both when their Signed-By options differ.
+drop_stale_list() {
+    local other
+    [ -f "$OUR_LIST" ] || return 0
+    other=$(other_backports)
+    [ -n "$other" ] || return 0
+    $ETC_SUDO rm -f "$OUR_LIST"
+    echo "deps: removed $OUR_LIST, $other has $BACKPORTS"
+    updated=
+}
+
+# Make bookworm-backports available: reuse a source that has it, or add ours.
+backports_source() {
+    local other
+    drop_stale_list
+    other=$(other_backports)
+    if [ -n "$other" ]; then
+        echo "deps: $BACKPORTS from $other"
+        return 0
+    fi
+    if [ -f "$OUR_LIST" ]; then
+        echo "deps: $BACKPORTS from $OUR_LIST"
+        return 0
+    fi
+    [ -n "$DEBIAN_URI" ] || { echo "deps: cannot find the Debian archive in apt sources" >&2; exit 1; }
+    echo "deb $DEBIAN_URI $BACKPORTS main" | $ETC_SUDO tee "$OUR_LIST" >/dev/null
+    echo "deps: added $OUR_LIST ($DEBIAN_URI $BACKPORTS)"
+    updated=
+}
+
 updated=
 apt_update() {
     [ -n "$updated" ] && return 0
-    $SUDO apt-get update -qq
+    apt_get update -qq
     updated=1
 }
+
+if [ "${1:-}" = --sources ]; then
+    if [ "$codename" = bookworm ]; then
+        backports_source
+    else
+        drop_stale_list
+    fi
+    exit 0
+fi
+
+drop_stale_list
 
 need=$(missing "${PKGS[@]}")
 if [ -n "$need" ]; then
     apt_update
     # shellcheck disable=SC2086
-    $SUDO apt-get install -y -qq --no-install-recommends $need
+    apt_get install -y -qq --no-install-recommends $need
 fi
 
 meson_ok() {
@@ -69,17 +179,12 @@ meson_ok() {
 
 if ! meson_ok; then
     if [ "$codename" = bookworm ]; then
-        [ -n "$DEBIAN_URI" ] || { echo "deps: cannot find the Debian archive in apt sources" >&2; exit 1; }
-        list=/etc/apt/sources.list.d/qemu-sriov-backports.list
-        if [ ! -f "$list" ]; then
-            echo "deb $DEBIAN_URI bookworm-backports main" | $SUDO tee "$list" >/dev/null
-            updated=
-        fi
+        backports_source
         apt_update
-        $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports meson
+        apt_get install -y -qq --no-install-recommends -t "$BACKPORTS" meson
     else
         apt_update
-        $SUDO apt-get install -y -qq --no-install-recommends meson
+        apt_get install -y -qq --no-install-recommends meson
     fi
 fi
 meson_ok || { echo "deps: meson >= $MESON_MIN is required" >&2; exit 1; }
