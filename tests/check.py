@@ -2,9 +2,11 @@
 """The test command of qemu-sriov (`make check`).
 
 Runs, in order: checkpatch over every patch of the series, the patch-queue
-tests, the qtests named in tests/qtests.list (the project's own and a
-regression subset of QEMU's), and the guest tests.  Each test case prints
-a TAP-like line; the run ends with "N passed, N failed".
+tests, the deps tests (scripts/deps.sh's apt sources on scratch apt
+configurations, skipped without the Debian archive), the qtests named in
+tests/qtests.list (the project's own and a regression subset of QEMU's),
+and the guest tests.  Each test case prints a TAP-like line; the run ends
+with "N passed, N failed".
 
 The environment can point it at another build (make check-asan):
 OBJ (the QEMU build directory, default build/qemu/build), QEMU (the QEMU
@@ -35,9 +37,10 @@ class Tally:
         self.failures = []
 
     def report(self, ok, name, detail=None, skip=False):
-        if skip:
+        if skip:    # DETAIL is the reason, if any
             self.skipped += 1
-            print(f'skip {name}', flush=True)
+            print(f'skip {name}' + (f': {detail}' if detail else ''),
+                  flush=True)
         elif ok:
             self.passed += 1
             print(f'ok   {name}', flush=True)
@@ -90,9 +93,12 @@ def tap(t, prefix, rc, out):
             continue
         n += 1
         name = m.group(2)
-        skip = '# SKIP' in name
-        name = re.sub(r'\s*#\s*SKIP.*', '', name).strip()
-        t.report(m.group(1) == 'ok', f'{prefix}{name}', out, skip=skip)
+        sm = re.search(r'\s*#\s*SKIP\s*(.*)', name)
+        if sm:
+            name = name[:sm.start()].strip()
+            t.report(True, f'{prefix}{name}', sm.group(1).strip(), skip=True)
+            continue
+        t.report(m.group(1) == 'ok', f'{prefix}{name.strip()}', out)
     if rc != 0 or n == 0:
         t.report(False, f'{prefix}(exit status {rc}, {n} results)', out)
 
@@ -101,6 +107,14 @@ def check_patch_queue(t):
     rc, out = run(['bash', os.path.join(TOP, 'tests', 'patch-queue-test.sh')],
                   600)
     tap(t, 'patch-queue/', rc, out)
+
+
+def check_deps(t, only=None):
+    """tests/deps-test.sh; with -k, only when one of them is in "deps"."""
+    if only and not any(o in 'deps' for o in only):
+        return
+    rc, out = run(['bash', os.path.join(TOP, 'tests', 'deps-test.sh')], 600)
+    tap(t, 'deps/', rc, out)
 
 
 def qtest_list():
@@ -190,6 +204,7 @@ def check_guest(t, only=None):
 SUITES = {
     'checkpatch': check_checkpatch,
     'patch-queue': check_patch_queue,
+    'deps': check_deps,
     'qtest': check_qtests,
     'guest': check_guest,
 }
@@ -200,14 +215,15 @@ def main():
     ap.add_argument('--only', action='append', choices=sorted(SUITES),
                     help='run only these suites')
     ap.add_argument('-k', action='append',
-                    help='within qtest/guest, only tests whose name has this')
+                    help='within qtest/guest, only tests whose name has '
+                         'this (deps: runs only if this is in "deps")')
     opts = ap.parse_args()
     t = Tally()
     for name, fn in SUITES.items():
         if opts.only and name not in opts.only:
             continue
         print(f'== {name}', flush=True)
-        if name in ('qtest', 'guest'):
+        if name in ('deps', 'qtest', 'guest'):
             fn(t, opts.k)
         else:
             fn(t)
