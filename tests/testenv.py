@@ -4,8 +4,9 @@ and tests/guest/guestlib.py.
 From the environment: BUILD (default build/), OBJ (the QEMU build
 directory, default build/qemu/build), QEMU (default OBJ/qemu-system-x86_64),
 TEST_LOGS (default build/test-logs), TEST_TIMEOUT_SCALE (a factor for every
-timeout, default 1) and SANITIZER_LOGS (where make check-asan's QEMU writes
-its sanitizer output, files qemu.PID).
+timeout, default 1), SANITIZER_LOGS (where make check-asan's QEMU writes
+its sanitizer output, files qemu.PID) and ACCEL (the accelerator of the
+guest tests, tcg or kvm, default tcg; see tests/guest/guestlib.py).
 """
 
 import os
@@ -23,3 +24,6 @@ SANITIZER_REPORT = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|'
                               r'runtime error: |'
                               r'WARNING: AddressSanitizer')
 SANITIZER_LOGS = os.environ.get('SANITIZER_LOGS')
+# The guest tests' accelerator: tcg, or kvm where KVM really works (else
+# they are skipped, see guestlib.accel_args()).
+ACCEL = os.environ.get('ACCEL') or 'tcg'

@@ -1,4 +1,5 @@
-"""Boot the qemu-sriov Linux guest test bed under TCG and collect results.
+"""Boot the qemu-sriov Linux guest test bed (under TCG, or KVM with
+ACCEL=kvm) and collect results.
 
 A guest run is: our QEMU, the Debian kernel and busybox initramfs from
 build/guest, a scenario script appended to the initramfs as a second cpio
@@ -17,8 +18,20 @@ make check-asan's (default 1), and SANITIZER_LOGS, the directory where an
 ASan build of QEMU writes its sanitizer output (ASAN_OPTIONS log_path,
 files qemu.PID; make check-asan), so that QEMU's own output stays as
 without sanitizers.
+
+ACCEL (tests/testenv.py) picks the accelerator: tcg (the default, QEMU's
+default CPU model) or kvm (with -cpu host).  /dev/kvm alone proves
+nothing (on machines without vmx/svm it exists, and guests hang), so with
+ACCEL=kvm kvm_problem() first checks that KVM works: the CPU flags,
+/dev/kvm's API version and KVM_CREATE_VM, QEMU's query-kvm, and a short
+boot of the guest kernel.  Where it does not, boot() raises Skip and
+every guest test is reported as skipped ("KVM requested (ACCEL=kvm) but
+not usable here: REASON"), never run under another accelerator.
 """
 
+import fcntl
+import functools
+import json
 import os
 import re
 import shutil
@@ -31,7 +44,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..'))
 # pylint: disable=wrong-import-position
 from testenv import (BUILD, SRC, QEMU, LOGS, TIMEOUT_SCALE,
-                     SANITIZER_REPORT, SANITIZER_LOGS)
+                     SANITIZER_REPORT, SANITIZER_LOGS, ACCEL)
 
 GUEST = os.path.join(BUILD, 'guest')
 
@@ -50,6 +63,114 @@ def sanitizer_log(pid):
     return f'{path}.report:\n{text}'
 FIRMWARE = ['-L', '/usr/share/seabios', '-L', '/usr/lib/ipxe/qemu',
             '-L', '/usr/share/qemu']
+
+
+class Skip(Exception):
+    """The test cannot run here (the message says why); run.py reports it
+    as skipped."""
+
+
+KVM_GET_API_VERSION = 0xAE00
+KVM_CREATE_VM = 0xAE01
+
+
+@functools.lru_cache(maxsize=None)
+def kvm_problem():
+    """Why KVM cannot run the guests here, or None when it can."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            flags = set()
+            for line in f:
+                if line.startswith('flags'):
+                    flags.update(line.split(':', 1)[1].split())
+    except OSError as e:
+        return f'cannot read /proc/cpuinfo: {e.strerror}'
+    if not flags & {'vmx', 'svm'}:
+        return 'the CPU has no vmx or svm flag in /proc/cpuinfo'
+    try:
+        fd = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return f'cannot open /dev/kvm: {e.strerror}'
+    try:
+        version = fcntl.ioctl(fd, KVM_GET_API_VERSION)
+        if version != 12:
+            return f'KVM_GET_API_VERSION is {version}, not 12'
+        os.close(fcntl.ioctl(fd, KVM_CREATE_VM, 0))
+    except OSError as e:
+        return f'KVM ioctl on /dev/kvm failed: {e.strerror}'
+    finally:
+        os.close(fd)
+    return _qemu_kvm_problem() or _kvm_boot_problem()
+
+
+def _kvm_qemu(*args):
+    return [QEMU, *FIRMWARE, '-machine', 'q35', '-accel', 'kvm',
+            '-cpu', 'host', '-nodefaults', '-display', 'none', *args]
+
+
+def _qemu_kvm_problem():
+    """QEMU, stopped (-S), must report KVM present and enabled."""
+    qmp = ''.join(json.dumps({'execute': c}) + '\n'
+                  for c in ('qmp_capabilities', 'query-kvm', 'quit'))
+    try:
+        p = subprocess.run(_kvm_qemu('-S', '-qmp', 'stdio'), input=qmp,
+                           capture_output=True, text=True, check=False,
+                           timeout=60 * TIMEOUT_SCALE)
+    except subprocess.TimeoutExpired:
+        return 'QEMU -accel kvm -S did not answer query-kvm in time'
+    except OSError as e:
+        return f'cannot run {QEMU}: {e.strerror}'
+    for line in p.stdout.splitlines():
+        try:
+            ret = json.loads(line).get('return')
+        except ValueError:
+            continue
+        if isinstance(ret, dict) and 'present' in ret:
+            if ret.get('present') and ret.get('enabled'):
+                return None
+            return f'QEMU query-kvm: {ret}'
+    err = (p.stderr.strip().splitlines() or ['no output'])[-1]
+    return f'QEMU -accel kvm failed (status {p.returncode}): {err}'
+
+
+def _kvm_boot_problem():
+    """The guest kernel, without an initramfs, must boot under KVM until it
+    panics for want of a root file system (and QEMU exits, -no-reboot)."""
+    kernel = os.path.join(GUEST, 'vmlinuz')
+    if not os.path.exists(kernel):
+        return None         # the tests fail for want of it anyway
+    timeout = 60 * TIMEOUT_SCALE
+    try:
+        p = subprocess.run(
+            ['timeout', '-s', 'KILL', str(int(timeout)),
+             *_kvm_qemu('-m', '256', '-kernel', kernel, '-append',
+                        'console=ttyS0 panic=-1 loglevel=3',
+                        '-serial', 'stdio', '-no-reboot')],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            errors='replace', check=False, timeout=timeout + 30)
+    except (subprocess.TimeoutExpired, OSError) as e:
+        return f'QEMU -accel kvm -kernel: {e}'
+    if 'Kernel panic' in p.stdout:
+        return None
+    if p.returncode in (124, -9, 137):
+        return (f'the guest kernel did not boot under KVM within '
+                f'{timeout:.0f} s')
+    err = (p.stderr.strip().splitlines() or ['no output'])[-1]
+    return f'the guest kernel under KVM: QEMU status {p.returncode}: {err}'
+
+
+def accel_args():
+    """The QEMU options for ACCEL; Skip when ACCEL=kvm and KVM does not
+    work here."""
+    if ACCEL == 'tcg':
+        return ['-accel', 'tcg']
+    if ACCEL == 'kvm':
+        problem = kvm_problem()
+        if problem:
+            raise Skip('KVM requested (ACCEL=kvm) but not usable here: '
+                       f'{problem}')
+        return ['-accel', 'kvm', '-cpu', 'host']
+    raise ValueError(f'ACCEL={ACCEL!r}: use tcg or kvm')
 
 sys.path.insert(0, os.path.join(SRC, 'python'))
 from qemu.machine import QEMUMachine  # noqa: E402  pylint: disable=C0413
@@ -126,6 +247,7 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
     printed GUEST-READY (for QMP interaction during the run).
     Returns a GuestResult.
     """
+    accel = accel_args()
     timeout *= TIMEOUT_SCALE
     os.makedirs(LOGS, exist_ok=True)
     log = os.path.join(LOGS, f'{name}.log')
@@ -138,7 +260,7 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
         vm = QEMUMachine(QEMU, base_temp_dir=tmp, name=name,
                          qmp_timer=60 * TIMEOUT_SCALE)
         vm.add_args(*FIRMWARE,
-                    '-machine', 'q35', '-accel', 'tcg',
+                    '-machine', 'q35', *accel,
                     '-m', str(memory), '-smp', str(smp),
                     '-kernel', os.path.join(GUEST, 'vmlinuz'),
                     '-initrd', initrd,

@@ -240,7 +240,7 @@ class Session:
         vm = QEMUMachine(QEMU, base_temp_dir=self.tmp,
                          name=f'{self.name}{suffix}', qmp_timer=60 * SCALE)
         vm.add_args(*FIRMWARE,
-                    '-machine', 'q35', '-accel', 'tcg',
+                    '-machine', 'q35', *guestlib.accel_args(),
                     '-m', str(self.memory), '-smp', str(self.smp),
                     '-kernel', os.path.join(GUEST, 'vmlinuz'),
                     '-initrd', self.initrd,
@@ -300,6 +300,7 @@ def boot(name, scenario, handler, args=(), timeout=600, smp=1, memory=512,
     -no-reboot).  Returns a guestlib.GuestResult with the host's checks
     among its checks; .session is the Session (its .machines have the exit
     status and output of every QEMU)."""
+    guestlib.accel_args()       # Skip before anything else
     timeout *= SCALE
     os.makedirs(LOGS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f'guest-{name}-')

@@ -3,7 +3,9 @@
 
 Each test module defines functions named test_*; a test boots one or more
 guests through guestlib.boot() and returns the GuestResult(s) or raises
-AssertionError.  Usage: run.py [-k SUBSTRING] [--list]
+AssertionError, or guestlib.Skip when it cannot run here (a "# SKIP"
+line; with ACCEL=kvm where KVM does not work, every test is skipped
+without being started).  Usage: run.py [-k SUBSTRING] [--list]
 """
 
 import argparse
@@ -15,6 +17,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+
+import guestlib  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def collect():
@@ -40,8 +44,21 @@ def main():
             print(name)
         return 0
     print(f'1..{len(tests)}', flush=True)
+    # ACCEL=kvm where KVM does not work skips all, none is started.
+    try:
+        guestlib.accel_args()
+        skip_all = None
+    except guestlib.Skip as e:
+        skip_all = str(e)
+        print(f'skip: {skip_all}', flush=True)
+    except ValueError as e:
+        print(f'Bail out! {e}', flush=True)
+        return 1
     failed = 0
     for i, (name, fn) in enumerate(tests, 1):
+        if skip_all:
+            print(f'ok {i} guest/{name} # SKIP {skip_all}', flush=True)
+            continue
         t0 = time.monotonic()
         try:
             res = fn()
@@ -51,6 +68,8 @@ def main():
                 raise AssertionError('\n'.join(r.summary() for r in bad))
             print(f'ok {i} guest/{name} ({time.monotonic() - t0:.0f} s)',
                   flush=True)
+        except guestlib.Skip as e:
+            print(f'ok {i} guest/{name} # SKIP {e}', flush=True)
         except Exception as e:  # pylint: disable=broad-except
             failed += 1
             print(f'not ok {i} guest/{name}', flush=True)
