@@ -1,5 +1,5 @@
 """Lifecycle of a composed SR-IOV device in a Linux guest (issue 5):
-reboot and system_reset, hot-unplug of the PF, migration.
+reboot and system_reset, hot-unplug of the PF, migration, hot-plug.
 
 Every test composes one PF with three VFs on a pcie-root-port
 (test_sriov.compose(), the VFs with ids pf0vf0..pf0vf2), enables the VFs in
@@ -9,6 +9,16 @@ through that VF.  Then the host acts while the guest waits (interactive.py:
 the scenario's ``host ACTION`` steps), and the guest checks what it sees
 afterwards and pings again (after a migration with the neighbour cache
 flushed, see ping_fresh).
+
+The hot-plug tests (test_hotplug_acpi, test_hotplug_native,
+test_migrate_after_hotplug) boot with the empty root port only, and the
+host hot-plugs the same composition with netdev_add and device_add: the
+VFs first, then the PF (hotplug_steps()).  The host checks query-pci's
+sriov members (the VFs waiting for their PF, then the PF's capability and
+the VFs' state) and the PCI_SRIOV_VFS_CHANGED event.  With native PCIe
+hotplug nothing more than with ACPI hotplug was needed: the windows that
+SeaBIOS reserves on the empty root port (2 MiB memory, 2 MiB
+prefetchable) hold the PF's and the VFs' BARs, also without pci=realloc.
 
 Reads of the PF's SR-IOV registers (NumVFs, VF Enable) and of a VF's class
 code go to config space through sysfs, that is to the device model, not to
@@ -114,10 +124,10 @@ nic_up() {
 '''
 
 
-def lc_compose(layout=None):
+def lc_compose(layout=None, order='vfs-first'):
     """compose() with an id on every VF: pf<i>vf<j> (DEVICE_DELETED and
     error messages name them by it)."""
-    args, pfs = compose(layout or LAYOUT)
+    args, pfs = compose(layout or LAYOUT, order=order)
     for pf in pfs:
         for j, vf in enumerate(pf.vfs):
             vf.id = f'{pf.id}vf{j}'
@@ -240,14 +250,55 @@ def test_reboot_system_reset():
 
 # --- Hot-unplug ----------------------------------------------------------
 
-def bus_functions(m, port='rp'):
-    """The functions query-pci lists on the secondary bus of PORT."""
+def bus_devices(m, port='rp'):
+    """The devices (query-pci's PciDeviceInfo) on the secondary bus of
+    PORT."""
     for bus in m.cmd('query-pci'):
         for dev in bus['devices']:
             if dev.get('qdev_id') == port:
-                return [(d['slot'], d['function'], d.get('qdev_id', ''))
-                        for d in dev.get('pci_bridge', {}).get('devices', [])]
+                return dev.get('pci_bridge', {}).get('devices', [])
     raise HostError(f'query-pci lists no device {port}')
+
+
+def bus_functions(m, port='rp'):
+    """The functions query-pci lists on the secondary bus of PORT."""
+    return [(d['slot'], d['function'], d.get('qdev_id', ''))
+            for d in bus_devices(m, port)]
+
+
+def new_events(sess):
+    """All QMP events of the current QEMU since the last clear_events(),
+    oldest first."""
+    evs = sess.data.setdefault('events', [])
+    evs += sess.current.events()
+    return evs
+
+
+def clear_events(sess):
+    new_events(sess).clear()
+
+
+def unplug_pf(sess, pf_id, ids, tag='pf-unplug'):
+    """device_del PF_ID; wait for DEVICE_DELETED of all of IDS (the PF and
+    its VFs); query-pci shows the port's bus empty."""
+    m = sess.current
+    m.cmd('device_del', id=pf_id)
+    seen = set()
+
+    def all_deleted():
+        for e in new_events(sess):
+            if e['event'] == 'DEVICE_DELETED':
+                seen.add(e['data'].get('device') or e['data'].get('path'))
+        return set(ids) <= seen
+    try:
+        sess.wait_until('DEVICE_DELETED of ' + ', '.join(ids), all_deleted,
+                        90)
+    finally:
+        sess.check(f'{tag}-device-deleted', set(ids) <= seen,
+                   f'DEVICE_DELETED for {sorted(seen)}, want {sorted(ids)}')
+    left = bus_functions(m)
+    sess.expect(f'{tag}-bus-empty', left, [])
+    return 'ok'
 
 
 def unplug_test(name, native):
@@ -309,25 +360,7 @@ def unplug_test(name, native):
             sess.expect('vf-unplug-bus-unchanged', after, before)
             return 'ok'
         if action == 'unplug-pf':
-            m.cmd('device_del', id=arg)
-            seen = set()
-
-            def all_deleted():
-                for e in m.events():
-                    if e['event'] == 'DEVICE_DELETED':
-                        seen.add(e['data'].get('device') or
-                                 e['data'].get('path'))
-                return set(ids) <= seen
-            try:
-                sess.wait_until('DEVICE_DELETED of ' + ', '.join(ids),
-                                all_deleted, 90)
-            finally:
-                sess.check('pf-unplug-device-deleted', set(ids) <= seen,
-                           f'DEVICE_DELETED for {sorted(seen)}, want '
-                           f'{sorted(ids)}')
-            left = bus_functions(m)
-            sess.expect('pf-unplug-bus-empty', left, [])
-            return 'ok'
+            return unplug_pf(sess, arg, ids)
         raise HostError(f'unknown action {action}')
 
     res = interactive.boot(name, s.text(), handler,
@@ -345,6 +378,242 @@ def test_unplug_acpi():
 def test_unplug_native():
     """PF unplug through native PCIe hotplug of the root port"""
     return unplug_test('lifecycle-unplug-native', native=True)
+
+
+# --- Hot-plug ------------------------------------------------------------
+
+# The guest boots with the root port only; the composed device (LAYOUT,
+# with the ids, MACs and netdevs of lc_compose()) is hot-plugged.
+EMPTY_PORT = ['-device', 'pcie-root-port,id=rp,chassis=1']
+ROOT_PORT = '0000:00:01.0'          # the port as the guest numbers it
+HOTPLUG_CYCLES = 3
+
+# Shell helpers for hot-plug (busybox sh).
+HP_LIB = r'''
+has_nic() { nic_of_mac $1 >/dev/null; }
+# port_windows: the root port's bridge windows (sysfs resource lines 13-15)
+port_windows() {
+    sed -n '14,16p' $B/__PORT__/resource | tr '\n' ' '
+}
+'''.replace('__PORT__', ROOT_PORT)
+
+
+def pf_sriov_want(pf, n):
+    """What query-pci's sriov member of PF must say with N VFs enabled."""
+    return {'role': 'pf', 'total-vfs': pf.total, 'num-vfs': n,
+            'vf-enable': n > 0, 'first-vf-offset': pf.offset,
+            'vf-stride': pf.stride, 'vf-device-id': 0x1041,
+            'vfs': [{'vf-number': i, 'slot': vf.devfn >> 3,
+                     'function': vf.devfn & 7, 'qdev': vf.id,
+                     'state': 'enabled' if i < n else 'disabled'}
+                    for i, vf in enumerate(pf.vfs)]}
+
+
+def check_sriov_info(sess, tag, pf, n):
+    """query-pci: the PF's and each VF's sriov member with N VFs enabled
+    (for the PF only the members that pf_sriov_want() names)."""
+    info = {d.get('qdev_id'): d.get('sriov')
+            for d in bus_devices(sess.current)}
+    want = pf_sriov_want(pf, n)
+    got = info.get(pf.id) or {}
+    sess.expect(f'{tag}-query-pci-pf', {k: got.get(k) for k in want}, want)
+    for i, vf in enumerate(pf.vfs):
+        sess.expect(f'{tag}-query-pci-{vf.id}', info.get(vf.id),
+                    {'role': 'vf', 'pf': pf.id, 'vf-number': i,
+                     'state': 'enabled' if i < n else 'disabled'})
+
+
+def hotplug_function(m, f, **props):
+    """netdev_add F's user netdev, device_add F on the port (as compose()
+    would put it on the command line)."""
+    m.cmd('netdev_add', type='user', id=f.netdev, net=f'{f.net}.0/24')
+    m.cmd('device_add', driver='virtio-net-pci', bus='rp', addr=f.qemu_addr,
+          netdev=f.netdev, mac=f.mac, id=f.id, **props)
+
+
+def hotplug_vfs(sess, pf, tag, try_migrate=False):
+    """device_add PF's VFs (the port's bus empty before): query-pci lists
+    them, waiting for their PF, and migration is blocked by each.  With
+    TRY_MIGRATE, a migrate command is refused ('waits for its PF') and the
+    guest runs on."""
+    m = sess.current
+    clear_events(sess)
+    sess.expect(f'{tag}-bus-empty-before', bus_functions(m), [])
+    for vf in pf.vfs:
+        hotplug_function(m, vf, **{'sriov-pf': pf.id})
+    sess.expect(f'{tag}-vfs-on-bus', bus_functions(m),
+                [(vf.devfn >> 3, vf.devfn & 7, vf.id) for vf in pf.vfs])
+    info = {d.get('qdev_id'): d.get('sriov') for d in bus_devices(m)}
+    for vf in pf.vfs:
+        sess.expect(f'{tag}-query-pci-{vf.id}-waiting', info.get(vf.id),
+                    {'role': 'vf', 'state': 'waiting', 'pf': pf.id})
+    blocked = m.cmd('query-migrate').get('blocked-reasons', [])
+    sess.check(f'{tag}-migration-blocked-by-each-vf',
+               all(any(f"'{vf.id}'" in r and 'waits for its PF' in r
+                       for r in blocked) for vf in pf.vfs), blocked)
+    if try_migrate:
+        uri = f'unix:{sess.tmp}/blocked-migration.sock'
+        resp = m.qmp('migrate', uri=uri)
+        err = resp.get('error', {}).get('desc')
+        sess.check(f'{tag}-migrate-refused',
+                   err is not None and 'waits for its PF' in err,
+                   f'migrate: {err or resp}')
+        time.sleep(1)
+        st = m.cmd('query-migrate').get('status')
+        sess.check(f'{tag}-no-migration-started', st in (None, 'none'),
+                   f'query-migrate status {st}')
+        sess.expect(f'{tag}-still-running',
+                    m.cmd('query-status').get('status'), 'running')
+    return 'ok'
+
+
+def hotplug_pf(sess, pf, tag):
+    """device_add the PF: it adopts its VFs (query-pci: TotalVFs, offset,
+    stride, the VFs disabled) and migration is no longer blocked."""
+    m = sess.current
+    hotplug_function(m, pf)
+    sess.expect(f'{tag}-functions-on-bus', bus_functions(m),
+                [(f.devfn >> 3, f.devfn & 7, f.id) for f in [pf] + pf.vfs])
+    check_sriov_info(sess, tag, pf, 0)
+    blocked = m.cmd('query-migrate').get('blocked-reasons', [])
+    sess.expect(f'{tag}-migration-not-blocked', blocked, [])
+    return 'ok'
+
+
+def vfs_enabled(sess, pf, n, tag):
+    """After the guest enabled N VFs: one PCI_SRIOV_VFS_CHANGED for PF
+    with num-vfs N since the VFs were added, and query-pci shows them
+    enabled."""
+    def changes():
+        return [e['data'] for e in new_events(sess)
+                if e['event'] == 'PCI_SRIOV_VFS_CHANGED']
+    want = {'device': pf.id, 'qom-path': f'/machine/peripheral/{pf.id}',
+            'num-vfs': n}
+    try:
+        sess.wait_until(f'PCI_SRIOV_VFS_CHANGED {want}',
+                        lambda: want in changes(), 10)
+    except HostError:
+        pass
+    sess.expect(f'{tag}-vfs-changed-event', changes(), [want])
+    check_sriov_info(sess, tag, pf, n)
+    return 'ok'
+
+
+def unplug_hotplugged(sess, pf, tag):
+    """unplug_pf(), then netdev_del the netdevs of the PF and its VFs (the
+    next cycle adds them again)."""
+    unplug_pf(sess, pf.id, [pf.id] + [vf.id for vf in pf.vfs], tag)
+    for f in [pf] + pf.vfs:
+        sess.current.cmd('netdev_del', id=f.netdev)
+    return 'ok'
+
+
+def hotplug_handler(pf, try_migrate=False, also=None):
+    """The host side of hotplug_steps(): actions hotplug-vfs, hotplug-pf,
+    vfs-enabled and unplug-pf, each with the cycle as argument (check
+    names hotplugN-...); ALSO(sess, action, arg) for other actions."""
+    def handler(sess, action, arg):
+        tag = f'hotplug{arg}'
+        if action == 'hotplug-vfs':
+            return hotplug_vfs(sess, pf, tag, try_migrate)
+        if action == 'hotplug-pf':
+            return hotplug_pf(sess, pf, tag)
+        if action == 'vfs-enabled':
+            return vfs_enabled(sess, pf, len(pf.vfs), tag)
+        if action == 'unplug-pf':
+            return unplug_hotplugged(sess, pf, tag)
+        if also:
+            return also(sess, action, arg)
+        raise HostError(f'unknown action {action}')
+    return handler
+
+
+def hotplug_steps(s, pf, cycle):
+    """The guest side of a hot-plug: the host adds the VFs, which the
+    guest cannot find even with a rescan; then the PF, which the guest
+    finds by itself (acpiphp or pciehp), with the SR-IOV values of the
+    composition; the guest enables all VFs, checks each and pings through
+    the PF and each VF."""
+    s.sh(f'phase cycle{cycle}')
+    s.sh(f'host hotplug-vfs {cycle} || return 1')
+    s.sh('echo 1 > /sys/bus/pci/rescan')
+    s.sh('expect vfs-waiting-functions-on-bus "$(functions_on_bus)" 0')
+    for i, vf in enumerate(pf.vfs):
+        s.sh(f'check vfs-waiting-vf{i}-no-nic no_nic_with_mac {vf.mac}')
+    s.sh('T0=$(date +%s)')
+    s.sh(f'host hotplug-pf {cycle} || return 1')
+    s.sh(f'check pf-appears wait_for 60 has_nic {pf.mac}')
+    s.sh(f'result cycle{cycle}-pf-appeared-s $(( $(date +%s) - T0 ))')
+    s.sh(f'result cycle{cycle}-port-windows "$(port_windows)"')
+    s.enabled[pf.id] = 0
+    s.pf_check(pf)
+    s.enable(pf, len(pf.vfs))
+    s.sh(f'sriov_hw vfs-enabled-pf-regs {pf.addr} {len(pf.vfs)} 1')
+    s.sh(f'host vfs-enabled {cycle}')
+
+
+def unplug_steps(s, pf, cycle):
+    """The guest side of the PF's unplug: all functions go."""
+    s.sh(f'phase cycle{cycle}')
+    s.sh(f'host unplug-pf {cycle} || return 1')
+    for f in [pf] + pf.vfs:
+        t = f'after-unplug-{"pf" if f is pf else f.id}'
+        s.sh(f'check {t}-no-pci wait_for 30 absent {f.addr}')
+        s.sh(f'check {t}-no-nic wait_for 10 no_nic_with_mac {f.mac}')
+    s.enabled[pf.id] = 0
+    s.sh('expect after-unplug-functions-on-bus "$(functions_on_bus)" 0')
+
+
+def notified_checks(s, native):
+    """How the guest was told of the hot-plug events (see unplug_test)."""
+    s.sh('phase end')
+    s.sh('result slot-messages "$(dmesg | grep "Slot(" | tail -n 6 | '
+         'tr "\\n" "|")"')
+    s.sh('result pci-resource-messages "$(dmesg | grep -iE '
+         '\'no space|failed to assign|can.t assign\' | tail -n 6 | '
+         'tr "\\n" "|")"')
+    if native:
+        s.sh('check notified-by-pciehp sh -c '
+             '"dmesg | grep -q \'pciehp.*Slot(0)\'"')
+    else:
+        s.sh('expect notified-by-acpi-no-pciehp "$(dmesg | grep -c pciehp)" 0')
+
+
+def hotplug_test(name, native):
+    """Boot with an empty root port; HOTPLUG_CYCLES times in one boot:
+    hot-plug the VFs (query-pci: waiting for pf0; migration blocked; the
+    guest cannot see them), then the PF (query-pci: TotalVFs 3, offset 1,
+    stride 1, VFs disabled); the guest finds the PF (acpiphp, or pciehp
+    with NATIVE), enables the 3 VFs, checks each and pings through the PF
+    and each VF; QEMU emitted PCI_SRIOV_VFS_CHANGED (num-vfs 3) and
+    query-pci shows the VFs enabled; device_del of the PF removes it and
+    its VFs (DEVICE_DELETED for all four, the guest sees none), and the
+    netdevs are deleted for the next cycle."""
+    _, pfs = lc_compose()
+    pf = pfs[0]
+    s = scenario(pfs)
+    s.sh(HP_LIB)
+    s.sh('result boot-port-windows "$(port_windows)"')
+    for cycle in range(1, HOTPLUG_CYCLES + 1):
+        hotplug_steps(s, pf, cycle)
+        unplug_steps(s, pf, cycle)
+    notified_checks(s, native)
+    res = interactive.boot(name, s.text(), hotplug_handler(pf),
+                           args=EMPTY_PORT + (NATIVE_HOTPLUG if native
+                                              else []),
+                           timeout=480)
+    qemu_clean(res)
+    return res
+
+
+def test_hotplug_acpi():
+    """hot-plug and unplug, three times, with ACPI PCI hotplug"""
+    return hotplug_test('lifecycle-hotplug-acpi', native=False)
+
+
+def test_hotplug_native():
+    """hot-plug and unplug, three times, with native PCIe hotplug"""
+    return hotplug_test('lifecycle-hotplug-native', native=True)
 
 
 # --- Migration -----------------------------------------------------------
@@ -385,16 +654,16 @@ def wait_running(sess, m, timeout=120):
     sess.wait_until(f'{m.label} running', running, timeout)
 
 
-def migrate(sess, how):
+def migrate(sess, how, dst_args=None):
     """Migrate the guest from the current QEMU to a new one (HOW: 'unix'
     live over a unix socket, 'file' through a file and a destination
     started afterwards), then quit the source.  The guest runs on in the
-    destination."""
+    destination, started with the run's args or DST_ARGS instead."""
     src = sess.current
     uri_sock = f'unix:{sess.tmp}/migration.sock'
     uri_file = f'file:{sess.tmp}/migration.state'
     if how == 'unix':
-        dst = sess.launch('dst', extra=['-incoming', 'defer'])
+        dst = sess.launch('dst', args=dst_args, extra=['-incoming', 'defer'])
         if dst.done:
             raise HostError(f'the destination did not start: {dst.output}')
         prepare_migration(sess, src, dst)
@@ -414,7 +683,7 @@ def migrate(sess, how):
     sess.expect('source-exit-status', src.exitcode, 0)
     sess.check('source-no-output', not src.output, repr(src.output))
     if how == 'file':
-        dst = sess.launch('dst', extra=['-incoming', 'defer'])
+        dst = sess.launch('dst', args=dst_args, extra=['-incoming', 'defer'])
         if dst.done:
             raise HostError(f'the destination did not start: {dst.output}')
         dst.cmd('migrate-incoming', uri=uri_file)
@@ -582,3 +851,52 @@ def test_migrate_bad_destination_return_path():
     """the same with the return-path capability on both sides"""
     return bad_destination_test('lifecycle-migrate-bad-destination-rp',
                                 return_path=True)
+
+
+# --- Migration after hot-plug ---------------------------------------------
+
+def test_migrate_after_hotplug():
+    """Boot with an empty root port; hot-plug the VFs: while they wait for
+    their PF, migrate is refused ('waits for its PF') and the guest runs
+    on; hot-plug the PF, enable the VFs and ping through each; migrate
+    live (unix socket), with pings through each VF in the background, to a
+    destination that has the composed device on its command line, each PF
+    before its VFs (compose(order='pf-first'): same ids, MACs, netdevs).
+    In the destination the background pings get answers again, the VFs
+    are still enabled (in the guest, its config space reads and
+    query-pci), and each VF passes traffic to its own netdev."""
+    _, pfs = lc_compose()
+    pf = pfs[0]
+    s = scenario(pfs)
+    s.sh(HP_LIB)
+    hotplug_steps(s, pf, 1)
+    s.sh('PHASE=')
+    for i, vf in enumerate(pf.vfs):
+        s.sh(f'bg_ping vf{i} {vf.mac} {vf.net}')
+    for i, vf in enumerate(pf.vfs):
+        s.sh(f'check before-migration-vf{i}-bg-ping '
+             f'wait_for 20 grep -q ok /tmp/bg-vf{i}')
+    s.sh('host migrate || return 1')
+    for i, vf in enumerate(pf.vfs):
+        s.sh(f'bg_resumed after-migration-vf{i}-bg-ping vf{i}')
+    s.sh('bg_stop')
+    enabled_state(s, pf, 'after-migration')
+
+    def migrate_composed(sess, action, _arg):
+        if action != 'migrate':
+            raise HostError(f'unknown action {action}')
+        dargs, _ = lc_compose(order='pf-first')
+        migrate(sess, 'unix', dst_args=dargs)
+        sess.expect('destination-functions-on-bus',
+                    bus_functions(sess.current),
+                    [(f.devfn >> 3, f.devfn & 7, f.id)
+                     for f in [pf] + pf.vfs])
+        check_sriov_info(sess, 'destination', pf, len(pf.vfs))
+        return 'ok'
+
+    res = interactive.boot('lifecycle-migrate-after-hotplug', s.text(),
+                           hotplug_handler(pf, try_migrate=True,
+                                           also=migrate_composed),
+                           args=EMPTY_PORT, timeout=300)
+    qemu_clean(res, 'dst')
+    return res

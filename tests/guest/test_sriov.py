@@ -4,7 +4,9 @@ Each test composes one or more PFs with their VFs on one PCIe root port
 (compose()), boots the guest and, through sysfs, checks what the PF's
 SR-IOV capability says, enables VFs with sriov_numvfs, checks that every VF
 is a virtio-pci function with a virtio_net interface carrying its
-configured MAC, pings through it, and disables the VFs again.
+configured MAC, pings through it, and disables the VFs again.  The order
+of the -device options is compose()'s ORDER: the VFs first (most tests),
+or each PF before its VFs (test_pf_first); the guest must see the same.
 
 Every function has its own slirp netdev on its own subnet NET.0/24, with
 NET = 10.0.<devfn + 10> (10.1.<devfn - 246> from devfn 246 on).  A VF's
@@ -66,28 +68,54 @@ class PF(Function):
         self.total = len(self.vfs)
 
 
-def compose(layout, multifunction=False, pfs_reversed=False, vf_props=''):
+ORDERS = ('vfs-first', 'pf-first', 'mixed')
+
+
+def compose(layout, multifunction=False, pfs_reversed=False, vf_props='',
+            order='vfs-first'):
     """QEMU args and PFs for LAYOUT: a list of (pf_devfn, [vf_devfns]).
 
-    All functions are virtio-net-pci on one pcie-root-port; the VFs come
-    first on the command line (sriov-pf=pfN), then the PFs (id=pfN) in
-    layout order, or in reverse with PFS_REVERSED.  MULTIFUNCTION sets
-    multifunction=on on a PF at function 0 of its slot (not needed: a PF
-    with VFs is made multi-function by the device model).  VF_PROPS
-    (',name=value...') are added to every VF's -device.
+    All functions are virtio-net-pci on one pcie-root-port.  ORDER is the
+    order of the -device options:
+    - 'vfs-first': the VFs of all PFs first (sriov-pf=pfN), in address
+      order, then the PFs (id=pfN);
+    - 'pf-first': each PF, then its VFs in reverse address order;
+    - 'mixed': for each PF, its VFs at even positions (0, 2, ... in
+      address order) before it and the others after it.
+    The PFs come in layout order, or in reverse with PFS_REVERSED.
+    MULTIFUNCTION sets multifunction=on on a PF at function 0 of its slot
+    (not needed: a PF with VFs is made multi-function by the device
+    model).  VF_PROPS (',name=value...') are added to every VF's -device.
     """
+    assert order in ORDERS, order
     pfs = [PF(i, devfn, vfs, multifunction)
            for i, (devfn, vfs) in enumerate(layout)]
     devfns = [f.devfn for pf in pfs for f in [pf] + pf.vfs]
     assert len(devfns) == len(set(devfns)), f'devfn used twice: {devfns}'
-    args = ['-device', f'pcie-root-port,id={BUS},chassis=1']
-    for pf in pfs:
-        for vf in pf.vfs:
-            args += vf.args(f',sriov-pf={pf.id}{vf_props}')
-    for pf in reversed(pfs) if pfs_reversed else pfs:
+
+    def pf_args(pf):
         mf = ',multifunction=on' if pf.multifunction and pf.devfn % 8 == 0 \
             else ''
-        args += pf.args(f',id={pf.id}{mf}')
+        return pf.args(f',id={pf.id}{mf}')
+
+    def vf_args(pf, vfs):
+        return [a for vf in vfs
+                for a in vf.args(f',sriov-pf={pf.id}{vf_props}')]
+
+    args = ['-device', f'pcie-root-port,id={BUS},chassis=1']
+    ordered = list(reversed(pfs)) if pfs_reversed else pfs
+    if order == 'vfs-first':
+        for pf in pfs:
+            args += vf_args(pf, pf.vfs)
+        for pf in ordered:
+            args += pf_args(pf)
+    elif order == 'pf-first':
+        for pf in ordered:
+            args += pf_args(pf) + vf_args(pf, reversed(pf.vfs))
+    else:
+        for pf in ordered:
+            args += vf_args(pf, pf.vfs[0::2]) + pf_args(pf) + \
+                vf_args(pf, pf.vfs[1::2])
     return args, pfs
 
 
@@ -457,6 +485,14 @@ def test_sriov_two_pfs_pf1_first():
     """The same with PF1 (devfn 1) realized before PF0 (devfn 0): the
     guest must still find both through the ARI Next Function chain."""
     return two_pfs('sriov-two-pfs-pf1-first', pfs_reversed=True)
+
+
+def test_pf_first():
+    """The same two PFs with each PF before its VFs on the command line
+    (compose(order='pf-first')), PF1 first: pf1, its VFs at 7, 5, 3, then
+    pf0 and its VFs at 6, 4, 2.  Each PF adopts VFs that come after it;
+    the guest sees the same device as with the VFs first."""
+    return two_pfs('sriov-pf-first', order='pf-first', pfs_reversed=True)
 
 
 # The guest configuration for up to 255 VFs of one PF (test_sriov_255vfs
