@@ -41,10 +41,12 @@ guest: deps
 	@$(TOP)/scripts/guest.sh
 
 check: qtests guest
+	@$(TOP)/scripts/test-deps.sh
 	@$(TOP)/tests/check.py
 
 # The same tests against an ASan+UBSan build in build/qemu/build-asan.
 check-asan: worktree guest
+	@$(TOP)/scripts/test-deps.sh
 	@$(TOP)/scripts/check-asan.sh
 
 # Coverage-guided fuzzing of the SR-IOV config paths (build/qemu/build-fuzz).

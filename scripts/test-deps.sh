@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the Debian packages that some tests need beyond scripts/deps.sh
+# (the build and the guest test bed).  make check runs it before
+# tests/check.py.  Only missing packages are installed; run as root.  Each
+# block below names its packages and the tests that use them; a test whose
+# tool is missing all the same reports a skip that says so.
+set -euo pipefail
+
+need=()
+missing() {
+    local p
+    for p; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+            grep -q 'install ok installed' || need+=("$p")
+    done
+}
+
+# --- tests/guest/test_backends.py (VFs on vhost-user) -------------------
+# dpdk-testpmd (in dpdk-dev) with the vhost PMD is the vhost-user backend;
+# the ring mempool driver is what its packet pool needs.
+missing dpdk-dev librte-net-vhost23 librte-mempool-ring23
+
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "test-deps: not root, cannot install: ${need[*]}" >&2
+    exit 0
+fi
+echo "test-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}"
