@@ -20,6 +20,12 @@ missing() {
 # the ring mempool driver is what its packet pool needs.
 missing dpdk-dev librte-net-vhost23 librte-mempool-ring23
 
+# --- tests/guest/test_libvirt.py (the SR-IOV domain under libvirt) -------
+# libvirtd with its QEMU driver, virtlogd and virsh; not libvirt-daemon-system
+# (services, and the libvirt-qemu user, which the test creates if missing)
+# nor the recommends (Debian's own QEMU among them).
+missing libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "test-deps: not root, cannot install: ${need[*]}" >&2
