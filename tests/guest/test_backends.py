@@ -64,6 +64,11 @@ def _ip_quiet(*args):
     subprocess.run(['ip', *args], capture_output=True, check=False)
 
 
+def _rmdir_quiet(path):
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
 # --- A peer for the socket backends --------------------------------------
 
 def _csum(data):
@@ -342,6 +347,9 @@ class VhostUser(Backend):
         # testpmd runs until its standard input is closed (or at EOF).
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stdout=logf, stderr=subprocess.STDOUT)
+        # DPDK's runtime directory /var/run/dpdk/PREFIX, and its parent if
+        # that is empty then (nothing else uses DPDK here)
+        stack.callback(_rmdir_quiet, '/var/run/dpdk')
         stack.callback(shutil.rmtree, f'/var/run/dpdk/{prefix}', True)
         stack.callback(self.stop)
         end = time.monotonic() + 30 * TIMEOUT_SCALE
