@@ -413,7 +413,7 @@ class Run:
 
     def check_query_pci(self, tag, pf, aliases, n):
         """query-pci: the PF's sriov member (total-vfs 3, N enabled) and
-        each VF's (role vf, pf ua-pf0), found by the aliases as qdev ids."""
+        each VF's (role vf, pf-id ua-pf0), found by the aliases as qdev ids."""
         info = {d.get('qdev_id'): d for d in pci_devices(self.qmp('query-pci'))}
         pfd = info.get(aliases[0]) or {}
         want = {'role': 'pf', 'total-vfs': pf.total, 'num-vfs': n,
@@ -421,7 +421,8 @@ class Run:
                 'vf-stride': pf.stride,
                 'vf-device-id': int(VIRTIO_NET_VF_DEVICE, 16),
                 'vfs': [{'vf-number': i, 'slot': vf.devfn >> 3,
-                         'function': vf.devfn & 7, 'qdev': alias,
+                         'function': vf.devfn & 7, 'id': alias,
+                         'qom-path': f'/machine/peripheral/{alias}',
                          'state': 'enabled' if i < n else 'disabled'}
                         for i, (vf, alias) in enumerate(zip(pf.vfs,
                                                             aliases[1:]))]}
@@ -434,7 +435,9 @@ class Run:
         for i, alias in enumerate(aliases[1:]):
             self.expect(f'{tag}-query-pci-{alias}',
                         (info.get(alias) or {}).get('sriov'),
-                        {'role': 'vf', 'pf': PF_ALIAS, 'vf-number': i,
+                        {'role': 'vf', 'pf-id': PF_ALIAS,
+                         'pf-qom-path': f'/machine/peripheral/{PF_ALIAS}',
+                         'vf-number': i,
                          'state': 'enabled' if i < n else 'disabled'})
 
 
