@@ -26,6 +26,13 @@ missing dpdk-dev librte-net-vhost23 librte-mempool-ring23
 # nor the recommends (Debian's own QEMU among them).
 missing libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 
+# --- tests/guest/test_dpdk.py (dpdk-testpmd on two VFs inside the guest) -
+# dpdk-testpmd and the libraries and PMDs it loads are copied from these
+# packages into the guest's initramfs: the virtio PMD, the PCI and vdev
+# buses, the ring mempool driver.
+missing dpdk-dev librte-net-virtio23 librte-bus-pci23 librte-bus-vdev23 \
+    librte-mempool-ring23
+
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "test-deps: not root, cannot install: ${need[*]}" >&2

@@ -225,14 +225,15 @@ def _cpio(files, out):
                            input=names, stdout=f, check=True)
 
 
-def make_initrd(tmp, scenario):
-    """Write TMP/initrd: the test bed's initramfs plus SCENARIO as
+def make_initrd(tmp, scenario, extra=()):
+    """Write TMP/initrd: the test bed's initramfs, the cpio archives EXTRA
+    (paths; later files replace earlier ones) and SCENARIO as
     /scenario.sh; return its path."""
     initrd = os.path.join(tmp, 'initrd')
     _cpio({'/scenario.sh': (0o755, scenario.encode())},
           os.path.join(tmp, 'scenario.cpio'))
     with open(initrd, 'wb') as out:
-        for part in (os.path.join(GUEST, 'initramfs.cpio'),
+        for part in (os.path.join(GUEST, 'initramfs.cpio'), *extra,
                      os.path.join(tmp, 'scenario.cpio')):
             with open(part, 'rb') as f:
                 shutil.copyfileobj(f, out)
@@ -240,8 +241,11 @@ def make_initrd(tmp, scenario):
 
 
 def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
-         on_ready=None):
+         on_ready=None, append='', initrd_extra=()):
     """Boot the guest with SCENARIO (shell text) and extra QEMU ARGS.
+
+    APPEND is added to the kernel command line; INITRD_EXTRA are cpio
+    archives added to the initramfs (make_initrd).
 
     ON_READY, if given, is called with the QEMUMachine once the guest has
     printed GUEST-READY (for QMP interaction during the run).
@@ -254,7 +258,7 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
     tmp = tempfile.mkdtemp(prefix=f'guest-{name}-')
     error = None
     try:
-        initrd = make_initrd(tmp, scenario)
+        initrd = make_initrd(tmp, scenario, initrd_extra)
         if os.path.exists(log):
             os.unlink(log)
         vm = QEMUMachine(QEMU, base_temp_dir=tmp, name=name,
@@ -265,7 +269,8 @@ def boot(name, scenario, args=(), timeout=600, smp=1, memory=512,
                     '-kernel', os.path.join(GUEST, 'vmlinuz'),
                     '-initrd', initrd,
                     '-append', 'console=ttyS0 panic=-1 quiet loglevel=4 '
-                               'pci=realloc',
+                               'pci=realloc' + (f' {append}' if append
+                                                else ''),
                     '-serial', f'file:{log}',
                     '-no-reboot', '-nodefaults', '-nic', 'none', *args)
         start = time.monotonic()
