@@ -18,7 +18,6 @@ MESON_MIN=1.5
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-n=0 failed=0
 
 skip() {
     echo "skip: $1"
@@ -27,16 +26,8 @@ skip() {
     exit 0
 }
 
-t() {   # t NAME COMMAND...: the command must succeed
-    local name=$1 out; shift
-    n=$((n + 1))
-    if out=$("$@" 2>&1); then
-        echo "ok $n $name"
-    else
-        echo "not ok $n $name"; failed=1
-        printf '%s\n' "$out" | sed 's/^/# /'
-    fi
-}
+# shellcheck source=tests/tap.sh
+. "$top/tests/tap.sh"
 
 command -v apt-get >/dev/null || skip "no apt-get"
 # shellcheck source=/dev/null

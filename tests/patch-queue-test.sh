@@ -7,17 +7,8 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 export BUILD=$scratch/build PATCHES=$scratch/patches
 src=$BUILD/qemu
-n=0 failed=0
-t() {   # t NAME COMMAND...: the command must succeed
-    local name=$1; shift
-    n=$((n + 1))
-    if out=$("$@" 2>&1); then
-        echo "ok $n $name"
-    else
-        echo "not ok $n $name"; failed=1
-        printf '%s\n' "$out" | sed 's/^/# /'
-    fi
-}
+# shellcheck source=tests/tap.sh
+. "$top/tests/tap.sh"
 not() { ! "$@"; }
 g() { git -C "$src" -c user.name=t -c user.email=t@t "$@"; }
 
