@@ -410,12 +410,12 @@ def pf_sriov_want(pf, n):
                     for i, vf in enumerate(pf.vfs)]}
 
 
-def check_sriov_info(sess, tag, pf, n):
+def check_sriov_info(sess, tag, pf, n, skip=()):
     """query-pci: the PF's and each VF's sriov member with N VFs enabled
-    (for the PF only the members that pf_sriov_want() names)."""
+    (for the PF only the members that pf_sriov_want() names, less SKIP)."""
     info = {d.get('qdev_id'): d.get('sriov')
             for d in bus_devices(sess.current)}
-    want = pf_sriov_want(pf, n)
+    want = {k: v for k, v in pf_sriov_want(pf, n).items() if k not in skip}
     got = info.get(pf.id) or {}
     sess.expect(f'{tag}-query-pci-pf', {k: got.get(k) for k in want}, want)
     for i, vf in enumerate(pf.vfs):
@@ -472,12 +472,17 @@ def hotplug_vfs(sess, pf, tag, try_migrate=False):
 
 def hotplug_pf(sess, pf, tag):
     """device_add the PF: it adopts its VFs (query-pci: TotalVFs, offset,
-    stride, the VFs disabled) and migration is no longer blocked."""
+    stride, the VFs disabled) and migration is no longer blocked.
+
+    NumVFs is not checked here: the guest may already be probing the PF,
+    and Linux's sriov_init() writes every NumVFs from TotalVFs down to 0
+    to find the VFs' bus range.  pf_found() checks it once the guest is
+    done."""
     m = sess.current
     hotplug_function(m, pf)
     sess.expect(f'{tag}-functions-on-bus', bus_functions(m),
                 [(f.devfn >> 3, f.devfn & 7, f.id) for f in [pf] + pf.vfs])
-    check_sriov_info(sess, tag, pf, 0)
+    check_sriov_info(sess, tag, pf, 0, skip=('num-vfs',))
     blocked = m.cmd('query-migrate').get('blocked-reasons', [])
     sess.expect(f'{tag}-migration-not-blocked', blocked, [])
     return 'ok'
@@ -521,6 +526,9 @@ def hotplug_handler(pf, try_migrate=False, also=None):
             return hotplug_vfs(sess, pf, tag, try_migrate)
         if action == 'hotplug-pf':
             return hotplug_pf(sess, pf, tag)
+        if action == 'pf-found':
+            check_sriov_info(sess, f'{tag}-pf-found', pf, 0)
+            return 'ok'
         if action == 'vfs-enabled':
             return vfs_enabled(sess, pf, len(pf.vfs), tag)
         if action == 'unplug-pf':
@@ -548,6 +556,7 @@ def hotplug_steps(s, pf, cycle):
     s.sh(f'check pf-appears wait_for 60 has_nic {pf.mac}')
     s.sh(f'result cycle{cycle}-pf-appeared-s $(( $(date +%s) - T0 ))')
     s.sh(f'result cycle{cycle}-port-windows "$(port_windows)"')
+    s.sh(f'host pf-found {cycle}')
     s.enabled[pf.id] = 0
     s.pf_check(pf)
     s.enable(pf, len(pf.vfs))
