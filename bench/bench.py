@@ -7,6 +7,9 @@ For N in the given VF counts it measures, each the median of several runs:
   the baseline measured in the same run, for N + 1 plain virtio-net-pci
   functions on one PCIe root port; for the largest N also with the PF
   before its VFs on the command line;
+- the same for several such composed devices (--multi, by default 2 and
+  4 PFs of the largest N VFs each, on root ports of their own), against
+  as many plain functions on the same root ports;
 - enable/disable: how long the device model takes to service the single
   config write that sets VF Enable (NumVFs = N, VF BARs programmed, VF
   MSE on) and the one that clears it;
@@ -58,6 +61,28 @@ def plain_args(n):
     for devfn in range(n + 1):
         mf = ',multifunction=on' if devfn % 8 == 0 else ''
         args += ['-device', f'virtio-net-pci,bus=rp,addr={addr(devfn)}{mf}']
+    return args
+
+
+def multi_args(pfs, n, plain=False):
+    """PFS composed devices of 1 PF + N VFs, each on a root port of its
+    own; with PLAIN, as many ordinary virtio-net-pci functions on the same
+    root ports instead."""
+    args = []
+    for p in range(pfs):
+        args += ['-device', f'pcie-root-port,id=rp{p},chassis={p + 1},'
+                            f'addr=0x{p + 2:x}.0']
+        for devfn in range(n + 1):
+            if plain:
+                mf = ',multifunction=on' if devfn % 8 == 0 else ''
+                args += ['-device', f'virtio-net-pci,bus=rp{p},'
+                                    f'addr={addr(devfn)}{mf}']
+            elif devfn:
+                args += ['-device', f'virtio-net-pci,bus=rp{p},'
+                                    f'addr={addr(devfn)},sriov-pf=pf{p}']
+        if not plain:
+            args += ['-device', f'virtio-net-pci,bus=rp{p},addr=0x0.0x0,'
+                                f'id=pf{p}']
     return args
 
 
@@ -187,6 +212,10 @@ def main():
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument('--counts', default='0,1,8,64,128,255')
     ap.add_argument('--runs', type=int, default=3)
+    ap.add_argument('--multi', default='2,4',
+                    help='also PFs x N (N the largest count) for these '
+                         'numbers of PFs, each on its own root port, and '
+                         'the 1 x N row they compare with (empty: none)')
     ap.add_argument('--guest', action='store_true',
                     help='also time enabling VFs in the Linux guest')
     opts = ap.parse_args()
@@ -219,6 +248,23 @@ def main():
                         opts.runs)
         print(f'{n:>4} | {t:10.2f} {rss:11.0f} | (the PF before its VFs)',
               flush=True)
+    if opts.multi:
+        # Several composed devices, each PF on its own root port
+        n = counts[-1] if counts and counts[-1] else 255
+        print(f'\n{"PFs x VFs":>9} {"functions":>9} | {"start-up s":>10} '
+              f'{"peak RSS MB":>11} | {"plain functions":>15}: '
+              f'{"start-up s":>10} {"peak RSS MB":>11}')
+        base = None
+        for pfs in [1] + [int(x) for x in opts.multi.split(',')]:
+            t, rss = median(lambda p=pfs: startup(multi_args(p, n)),
+                            opts.runs)
+            bt, brss = median(
+                lambda p=pfs: startup(multi_args(p, n, plain=True)),
+                opts.runs)
+            base = base or t
+            print(f'{f"{pfs} x {n}":>9} {pfs * (n + 1):>9} | {t:10.2f} '
+                  f'{rss:11.0f} | {"":>15}  {bt:10.2f} {brss:11.0f}'
+                  f'   ({t / base:.1f} x the 1 x {n} start-up)', flush=True)
     if opts.guest:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from guest_bench import guest_table  # pylint: disable=C0415
