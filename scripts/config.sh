@@ -8,7 +8,8 @@ SHARED_DOWNLOADS=${SHARED_DOWNLOADS:-$top/../shared/downloads}
 CACHE=${CACHE:-$top/downloads}
 BUILD=${BUILD:-$top/build}
 PATCHES=${PATCHES:-$top/patches}
-SRC=$BUILD/qemu
+# QEMU_SRC: another work tree of the series (bench/steps.py)
+SRC=${QEMU_SRC:-$BUILD/qemu}
 # The QEMU build directory; make check-asan and make fuzz use their own.
 OBJ=${OBJ:-$SRC/build}
 GUEST=$BUILD/guest
