@@ -115,11 +115,18 @@ bg_stop() {
         result ${f#/tmp/} "ok=$(grep -c ok $f) lost=$(grep -c lost $f)"
     done
 }
-# nic_up TAG MAC: the interface with MAC is up, with carrier
+# nic_up TAG MAC: the interface with MAC is up, with carrier.  The carrier
+# is the driver's view of the device's link status and reads at once; the
+# operational state follows it through the kernel's link watch, which acts
+# on a new interface up to a second later (guest time, which stands still
+# while a migration has the VM stopped): give it 5 s.
 nic_up() {
-    local nic
+    local nic f
     nic=$(nic_of_mac $2) || { fail $1 "no interface with MAC $2"; return; }
-    expect $1 "$nic $(cat /sys/class/net/$nic/operstate)" "$nic up"
+    f=/sys/class/net/$nic
+    wait_for 5 grep -qx up $f/operstate
+    expect $1 "$nic $(cat $f/operstate) carrier=$(cat $f/carrier)" \
+        "$nic up carrier=1"
 }
 '''
 
