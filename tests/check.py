@@ -151,12 +151,14 @@ def check_qtests(t, only=None):
             for p in paths:
                 args += ['-p', p]
         rc, out = run(args, 1800, env=env, cwd=OBJ)
-        with open(os.path.join(LOGS, f'qtest-{binary}.log'), 'w',
+        # A unit test named as ../unit/NAME reports as unit/NAME
+        name = os.path.normpath(os.path.join('qtest', binary))
+        with open(os.path.join(LOGS, f'{name.replace("/", "-")}.log'), 'w',
                   encoding='utf-8') as f:
             f.write(out)
-        tap(t, f'qtest/{binary}', rc, out)
-        sanitizer(t, f'qtest/{binary}', out)
-        sanitizer_logs(t, f'qtest/{binary}')
+        tap(t, name, rc, out)
+        sanitizer(t, name, out)
+        sanitizer_logs(t, name)
 
 
 def sanitizer(t, name, out):
