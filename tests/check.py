@@ -136,9 +136,11 @@ def check_qtests(t, only=None):
     for binary, filt in qtest_list():
         if only and not any(o in binary for o in only):
             continue
+        # A unit test named as ../unit/NAME reports as unit/NAME
+        name = os.path.normpath(os.path.join('qtest', binary))
         exe = os.path.join(OBJ, 'tests', 'qtest', binary)
         if not os.path.exists(exe):
-            t.report(False, f'qtest/{binary}', f'{exe} was not built')
+            t.report(False, name, f'{exe} was not built')
             continue
         args = [exe, '--tap', '-k']
         if filt and filt.startswith('~'):
@@ -146,13 +148,11 @@ def check_qtests(t, only=None):
             rx = re.compile(filt[1:])
             paths = [p for p in out.split() if p.startswith('/') and rx.search(p)]
             if not paths:
-                t.report(False, f'qtest/{binary}', f'no test path matches {filt}')
+                t.report(False, name, f'no test path matches {filt}')
                 continue
             for p in paths:
                 args += ['-p', p]
         rc, out = run(args, 1800, env=env, cwd=OBJ)
-        # A unit test named as ../unit/NAME reports as unit/NAME
-        name = os.path.normpath(os.path.join('qtest', binary))
         with open(os.path.join(LOGS, f'{name.replace("/", "-")}.log'), 'w',
                   encoding='utf-8') as f:
             f.write(out)
