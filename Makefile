@@ -1,24 +1,34 @@
 # qemu-sriov: composable SR-IOV for QEMU's virtio devices.
-# The product is the patch series in patches/, applied to the pinned base.
+# The product is the patch series in patches/BASE/, one for each base:
+#   10.0  Debian 13's QEMU 10.0.13;  10.2  Debian sid's QEMU 10.2.2
 # See README.md.  Main entry points:
 #   make demo     set everything up from a fresh machine and boot the demo
-#   make check    the whole test suite (ends with "N passed, N failed")
+#                 (on DEMO_BASE, default 10.0)
+#   make check    the whole test suite on both bases ("N passed, N failed")
 #   make bench    benchmark figures for 0..255 VFs (BENCH_ARGS=--help)
-#   make check-asan  qtests and guest tests against an ASan+UBSan build
-#                 (build/qemu/build-asan; CHECK_ARGS="-k sriov" to narrow)
+#   make check-asan  qtests and guest tests against ASan+UBSan builds
+#                 (build/qemu-BASE/build-asan; CHECK_ARGS="-k sriov")
 #   make fuzz     libFuzzer campaign (generic-fuzz) on the SR-IOV config
-#                 paths; FUZZ_TIME=600 seconds, FUZZ_VFS=7; non-zero on findings
+#                 paths of BASE (default 10.0); FUZZ_TIME=600 seconds,
+#                 FUZZ_VFS=7; non-zero on findings
+# BASES="10.2" (or 10.0) limits build, check, check-asan, patches and
+# patches-check to one base.
 
 SHELL := /bin/bash
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD ?= $(TOP)/build
 export BUILD
+BASES ?= 10.0 10.2
+DEMO_BASE ?= 10.0
+BASE ?= 10.0
 
-# qtest binaries that make check runs (ours and the regression subset).
-QTESTS := $(shell cat $(TOP)/tests/qtests.list 2>/dev/null | sed -n 's/^\([^#][^ ]*\).*/tests\/qtest\/\1/p' | sort -u)
+# qtest binaries that make check runs for base $(1): tests/qtests.list
+qtests = $(shell sed -n -e 's/^$(subst .,\.,$(1)):[[:space:]]*//' \
+	-e '/^[0-9.]*:/d' -e 's/^\([^#][^ ]*\).*/tests\/qtest\/\1/p' \
+	$(TOP)/tests/qtests.list | sort -u)
 
-.PHONY: all deps worktree build qtests guest check check-asan fuzz demo bench \
-        patches patches-check checkpatch clean distclean help
+.PHONY: all deps worktree build qtests upstream guest check check-asan fuzz \
+        demo bench patches patches-check checkpatch clean distclean help
 
 all: build
 
@@ -29,49 +39,58 @@ deps:
 	@$(TOP)/scripts/deps.sh
 
 worktree: deps
-	@$(TOP)/scripts/worktree.sh
+	@set -e; for b in $(BASES); do BASE=$$b $(TOP)/scripts/worktree.sh; done
 
 build: worktree
-	@$(TOP)/scripts/build.sh
+	@set -e; for b in $(BASES); do BASE=$$b $(TOP)/scripts/build.sh; done
 
 qtests: worktree
-	@$(TOP)/scripts/build.sh $(QTESTS)
+	@set -e; $(foreach b,$(BASES),BASE=$(b) $(TOP)/scripts/build.sh $(call qtests,$(b));)
+
+# QEMU 10.2.2 without a series (build/upstream-10.2): the migration tests
+# and the benchmarks compare with it.
+upstream: deps
+	@$(TOP)/scripts/upstream.sh
 
 guest: deps
 	@$(TOP)/scripts/guest.sh
 
-check: qtests guest
+check: qtests upstream guest
 	@$(TOP)/scripts/test-deps.sh
-	@$(TOP)/tests/check.py
+	@$(TOP)/tests/check.py $(foreach b,$(BASES),--base $(b))
 
-# The same tests against an ASan+UBSan build in build/qemu/build-asan.
+# The same tests against ASan+UBSan builds in build/qemu-BASE/build-asan.
 check-asan: worktree guest
 	@$(TOP)/scripts/test-deps.sh
-	@$(TOP)/scripts/check-asan.sh
+	@set -e; rc=0; for b in $(BASES); do \
+	    BASE=$$b $(TOP)/scripts/check-asan.sh || rc=1; done; exit $$rc
 
-# Coverage-guided fuzzing of the SR-IOV config paths (build/qemu/build-fuzz).
+# Coverage-guided fuzzing of the SR-IOV config paths (build/qemu-BASE/build-fuzz).
 fuzz: worktree
-	@$(TOP)/scripts/fuzz.sh
+	@BASE=$(BASE) $(TOP)/scripts/fuzz.sh
 
-demo: build guest
-	@$(TOP)/scripts/demo.py
+demo: deps guest
+	@BASE=$(DEMO_BASE) $(TOP)/scripts/worktree.sh
+	@BASE=$(DEMO_BASE) $(TOP)/scripts/build.sh
+	@BASE=$(DEMO_BASE) $(TOP)/scripts/demo.py
 
-bench: build
+bench: build upstream
 	@$(TOP)/bench/bench.py $(BENCH_ARGS)
 
 patches:
-	@$(TOP)/scripts/export-patches.sh
+	@set -e; for b in $(BASES); do BASE=$$b $(TOP)/scripts/export-patches.sh; done
 
 patches-check:
-	@$(TOP)/scripts/patches-check.sh
+	@rc=0; for b in $(BASES); do BASE=$$b $(TOP)/scripts/patches-check.sh || rc=1; done; exit $$rc
 
 checkpatch: worktree
-	@$(TOP)/tests/check.py --only checkpatch
+	@$(TOP)/tests/check.py --only checkpatch $(foreach b,$(BASES),--base $(b))
 
 clean:
-	rm -rf $(BUILD)/qemu/build $(BUILD)/qemu/build-asan $(BUILD)/qemu/build-fuzz \
+	rm -rf $(BUILD)/qemu-*/build $(BUILD)/qemu-*/build-asan \
+	       $(BUILD)/qemu-*/build-fuzz $(BUILD)/upstream-10.2/build \
 	       $(BUILD)/test-logs $(BUILD)/test-logs-asan
 
 distclean:
-	@$(TOP)/scripts/patches-check.sh >/dev/null || { echo "distclean: the work tree holds unexported work; not removing it" >&2; exit 1; }
+	@$(MAKE) -s patches-check >/dev/null || { echo "distclean: a work tree holds unexported work; not removing it" >&2; exit 1; }
 	rm -rf $(BUILD) $(TOP)/downloads

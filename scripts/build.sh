@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Configure (once) and build QEMU in build/qemu/build: one target,
-# x86_64-softmmu, only what the tests need, firmware from Debian's packages,
-# ccache through meson.  Extra ninja targets may be given as arguments.
-# OBJ=dir builds in another directory (make check-asan: build/qemu/build-asan),
+# Configure (once) and build QEMU of BASE in build/qemu-BASE/build: one
+# target, x86_64-softmmu, only what the tests need, firmware from Debian's
+# packages, ccache through meson.  Extra ninja targets may be given as
+# arguments.  OBJ=dir builds in another directory (make check-asan:
+# build/qemu-BASE/build-asan), QEMU_SRC=dir another source tree,
 # EXTRA_CONFIGURE adds configure options, NINJAFLAGS ninja options (-j2).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,11 +11,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 EXTRA_CONFIGURE=${EXTRA_CONFIGURE:-}
 NINJAFLAGS=${NINJAFLAGS:-}
-if [ "$OBJ" = "$SRC/build" ]; then
-    log=$BUILD/configure.log
-else
-    log=$BUILD/configure-$(basename "$OBJ").log
-fi
+log=$BUILD/configure-$(basename "$SRC")-$(basename "$OBJ").log
 
 # ccache through Debian's compiler links: QEMU's configure hands meson an
 # explicit compiler, so meson's own ccache detection never applies.  Paths

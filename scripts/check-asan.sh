@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# make check-asan: build the series with AddressSanitizer and UBSan into
-# build/qemu/build-asan (the options of build.sh plus --enable-asan
+# make check-asan: build the series of BASE with AddressSanitizer and UBSan
+# into build/qemu-BASE/build-asan (the options of build.sh plus --enable-asan
 # --enable-ubsan), with the qtests of tests/qtests.list, and run the qtests
 # and the guest tests of tests/check.py against that build.  Any sanitizer
 # report fails the test that produced it: QEMU aborts on the first report
 # (abort_on_error, halt_on_error) and check.py/guestlib look for reports in
-# the output as well.  Logs go to build/test-logs-asan/.
+# the output as well.  Logs go to build/test-logs-asan/BASE/.
 #
 # QEMU runs through a wrapper (build-asan/lsan/qemu-system-x86_64) that
-# writes its sanitizer output to build/test-logs-asan/sanitizer/qemu.PID
+# writes its sanitizer output to build/test-logs-asan/BASE/sanitizer/qemu.PID
 # (log_path) rather than to stderr: every ASan QEMU warns there about
 # swapcontext (QEMU's coroutines), and tests that expect QEMU to print
 # nothing, or a given error, should see what they see without sanitizers.
@@ -26,11 +26,15 @@
 # tests/check.py, e.g. "-k sriov").
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+export BASE=${BASE:-10.0}
 BUILD=${BUILD:-$top/build}
-export OBJ=${ASAN_OBJ:-$BUILD/qemu/build-asan}
+export OBJ=${ASAN_OBJ:-$BUILD/qemu-$BASE/build-asan}
 . "$top/scripts/config.sh"
 
-qtests=$(sed -n 's/^\([^#][^ ]*\).*/tests\/qtest\/\1/p' "$top/tests/qtests.list" | sort -u)
+# The qtests of tests/qtests.list for BASE ("BASE:" lines are for one base)
+qtests=$(sed -n -e "s/^${BASE//./\\.}:[[:space:]]*//" -e '/^[0-9.]*:/d' \
+             -e 's/^\([^#][^ ]*\).*/tests\/qtest\/\1/p' "$top/tests/qtests.list" |
+         sort -u)
 # shellcheck disable=SC2086
 EXTRA_CONFIGURE="--enable-asan --enable-ubsan" "$top/scripts/build.sh" $qtests
 
@@ -41,7 +45,7 @@ common=abort_on_error=1:halt_on_error=1:print_summary=1
 export ASAN_OPTIONS=$common:detect_leaks=0
 export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
 export G_SLICE=always-malloc G_DEBUG=gc-friendly
-export TEST_LOGS=$BUILD/test-logs-asan
+export TEST_LOGS=$BUILD/test-logs-asan/$BASE
 export SANITIZER_LOGS=$TEST_LOGS/sanitizer
 rm -rf "$SANITIZER_LOGS"
 mkdir -p "$SANITIZER_LOGS" "$OBJ/lsan"
@@ -62,6 +66,6 @@ export TEST_TIMEOUT_SCALE=${TEST_TIMEOUT_SCALE:-4}
 start=$(date +%s)
 rc=0
 # shellcheck disable=SC2086
-"$top/tests/check.py" --only qtest --only guest ${CHECK_ARGS:-} || rc=$?
+"$top/tests/check.py" --base "$BASE" --only qtest --only guest ${CHECK_ARGS:-} || rc=$?
 echo "check-asan: $(( $(date +%s) - start )) s with $OBJ (logs in $TEST_LOGS)"
 exit $rc

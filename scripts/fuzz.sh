@@ -2,7 +2,7 @@
 # make fuzz: a coverage-guided campaign against the SR-IOV config paths,
 # with QEMU's generic-fuzz target and libFuzzer (clang, ASan and UBSan).
 #
-# Builds qemu-fuzz-x86_64 in build/qemu/build-fuzz and fuzzes a q35 machine
+# Builds qemu-fuzz-x86_64 of BASE in build/qemu-BASE/build-fuzz and fuzzes a q35 machine
 # with a pcie-root-port and a virtio-net-pci PF with FUZZ_VFS VFs.  The
 # fuzzed regions are the MCH's and the root port's config space (0xcf8/
 # 0xcfc), the PCIe ECAM window (the SR-IOV capability and the VFs' config
@@ -19,7 +19,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
-export OBJ=${FUZZ_OBJ:-$BUILD/qemu/build-fuzz}
+export BASE=${BASE:-10.0}
+export OBJ=${FUZZ_OBJ:-$BUILD/qemu-$BASE/build-fuzz}
 . "$top/scripts/config.sh"
 
 FUZZ_TIME=${FUZZ_TIME:-600}

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Create or refresh the QEMU work tree build/qemu: the pinned base unpacked
-# with Debian's patches, one baseline commit (tag "baseline"), then the series
-# in patches/ applied with git am.  When patches/ changes, the work tree is
-# re-created, unless it holds work that is not exported: then stop.
+# Create or refresh the QEMU work tree of BASE, build/qemu-BASE: the pinned
+# base unpacked with Debian's patches, one baseline commit (tag "baseline"),
+# then the series in patches/BASE/ applied with git am.  When patches/BASE/
+# changes, the work tree is re-created, unless it holds work that is not
+# exported: then stop.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/config.sh"
 
-stamp=$BUILD/applied        # copy of patches/ as applied to the work tree
+stamp=$SRC.applied          # copy of patches/BASE/ as applied to the work tree
 
 same_dirs() { diff -r -q "$1" "$2" >/dev/null 2>&1; }
 
@@ -27,15 +28,15 @@ if [ -d "$SRC/.git" ] && [ -d "$stamp" ]; then
     fi
     if [ -n "$dirty" ] || ! same_dirs "$tmp/p" "$stamp"; then
         cat >&2 <<MSG
-worktree: patches/ changed, but $SRC holds work that is not in patches/
+worktree: $PATCHES changed, but $SRC holds work that is not in it
 (uncommitted changes, or commits that differ from the series it was created
 from).  Nothing was touched.  Either export it first (commit, then
-'make patches') or set it aside (e.g. 'mv build/qemu build/qemu.old') and
+'make patches BASE=$BASE') or set it aside (e.g. 'mv $SRC $SRC.old') and
 run make again.
 MSG
         exit 1
     fi
-    echo "worktree: patches/ changed; re-creating $SRC (the build directories are kept)"
+    echo "worktree: $PATCHES changed; re-creating $SRC (the build directories are kept)"
     # The build directories: build/ and those of make check-asan and fuzz.
     keep=$(mktemp -d "$BUILD/.objXXXX")
     for d in "$SRC"/build "$SRC"/build-*; do

@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
 """The test command of qemu-sriov (`make check`).
 
-Runs, in order: checkpatch over every patch of the series, the patch-queue
-tests, the deps tests (scripts/deps.sh's apt sources on scratch apt
-configurations, skipped without the Debian archive), the qtests named in
-tests/qtests.list (the project's own and a regression subset of QEMU's),
-and the guest tests.  Each test case prints a TAP-like line; the run ends
-with "N passed, N failed".
+Runs, for each base (10.0 and 10.2, or those given with --base): checkpatch
+over every patch of its series, the qtests named in tests/qtests.list for
+it (the project's own and a regression subset of QEMU's), and the guest
+tests against its QEMU; once: the patch-queue tests and the deps tests
+(scripts/deps.sh's apt sources on scratch apt configurations, skipped
+without the Debian archive).  Each test case prints a TAP-like line whose
+name starts with its base ("10.2/qtest/..."); the run ends with
+"N passed, N failed".
 
-The environment can point it at another build (make check-asan):
-OBJ (the QEMU build directory, default build/qemu/build), QEMU (the QEMU
-binary of the qtests and guest tests, default OBJ/qemu-system-x86_64; its
-name must end in -x86_64), TEST_LOGS (the log directory, default
-build/test-logs) and TEST_TIMEOUT_SCALE (a factor for every timeout,
-default 1).  A sanitizer report (AddressSanitizer, LeakSanitizer, UBSan's
-"runtime error:") in a qtest's output fails it, as does one in the
-directory SANITIZER_LOGS, where make check-asan's QEMU writes its
-sanitizer output (files qemu.PID).
+The environment can point it at another build of one base (make
+check-asan): OBJ (the QEMU build directory, default
+build/qemu-BASE/build), QEMU (the QEMU binary of the qtests and guest
+tests, default OBJ/qemu-system-x86_64; its name must end in -x86_64),
+TEST_LOGS (the log directory, default build/test-logs/BASE) and
+TEST_TIMEOUT_SCALE (a factor for every timeout, default 1).  A sanitizer
+report (AddressSanitizer, LeakSanitizer, UBSan's "runtime error:") in a
+qtest's output fails it, as does one in the directory SANITIZER_LOGS,
+where make check-asan's QEMU writes its sanitizer output (files qemu.PID).
 """
 
 import argparse
@@ -25,10 +27,12 @@ import re
 import subprocess
 import sys
 
-from testenv import (TOP, SRC, OBJ, QEMU, LOGS, TIMEOUT_SCALE,
+from testenv import (TOP, BASE, BASES, SRC, OBJ, QEMU, LOGS, TIMEOUT_SCALE,
                      SANITIZER_REPORT, SANITIZER_LOGS)
 
-PATCHES = os.environ.get('PATCHES', os.path.join(TOP, 'patches'))
+PATCHES = os.environ.get('PATCHES', os.path.join(TOP, 'patches', BASE))
+# Names of the per-base suites' tests start with the base.
+PREFIX = ''
 
 
 class Tally:
@@ -37,6 +41,7 @@ class Tally:
         self.failures = []
 
     def report(self, ok, name, detail=None, skip=False):
+        name = PREFIX + name
         if skip:    # DETAIL is the reason, if any
             self.skipped += 1
             print(f'skip {name}' + (f': {detail}' if detail else ''),
@@ -50,6 +55,17 @@ class Tally:
             print(f'FAIL {name}', flush=True)
             for line in (detail or '').rstrip().splitlines()[-40:]:
                 print(f'     | {line}', flush=True)
+
+
+    def count(self, line):
+        """Count a result line that a child check.py printed."""
+        if line.startswith('ok   '):
+            self.passed += 1
+        elif line.startswith('skip '):
+            self.skipped += 1
+        elif line.startswith('FAIL '):
+            self.failed += 1
+            self.failures.append(line[5:].strip())
 
 
 def run(cmd, timeout, env=None, cwd=None):
@@ -117,11 +133,18 @@ def check_deps(t, only=None):
     tap(t, 'deps/', rc, out)
 
 
-def qtest_list():
+def qtest_list(base=BASE):
+    """(binary, filter) of tests/qtests.list for BASE: a line that starts
+    with "BASE:" is for that base only."""
     items = []
     with open(os.path.join(TOP, 'tests', 'qtests.list'), encoding='utf-8') as f:
         for line in f:
             line = line.split('#', 1)[0].strip()
+            m = re.match(r'([0-9.]+):\s*(.*)', line)
+            if m:
+                if m.group(1) != base:
+                    continue
+                line = m.group(2)
             if line:
                 parts = line.split(None, 1)
                 items.append((parts[0], parts[1] if len(parts) > 1 else None))
@@ -210,25 +233,65 @@ SUITES = {
     'qtest': check_qtests,
     'guest': check_guest,
 }
+# Suites that run for each base, in a check.py of its own (BASE set)
+PER_BASE = ('checkpatch', 'qtest', 'guest')
+
+
+def run_base(t, base, opts):
+    """The per-base suites of OPTS for BASE, in a child check.py."""
+    cmd = [sys.executable, os.path.abspath(__file__), '--child']
+    for name in PER_BASE:
+        if not opts.only or name in opts.only:
+            cmd += ['--only', name]
+    for k in opts.k or []:
+        cmd += ['-k', k]
+    print(f'=== base {base}', flush=True)
+    with subprocess.Popen(cmd, env=dict(os.environ, BASE=base),
+                          stdout=subprocess.PIPE, text=True,
+                          errors='replace') as p:
+        for line in p.stdout:
+            if re.match(r'\d+ passed, \d+ failed|failed: ', line):
+                continue
+            print(line, end='', flush=True)
+            t.count(line)
+    if p.returncode not in (0, 1):
+        t.report(False, f'{base}/check.py (exit status {p.returncode})')
 
 
 def main():
+    global PREFIX  # pylint: disable=global-statement
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--only', action='append', choices=sorted(SUITES),
                     help='run only these suites')
+    ap.add_argument('--base', action='append', choices=BASES,
+                    help='run the per-base suites only for this base '
+                         '(default: every base)')
     ap.add_argument('-k', action='append',
                     help='within qtest/guest, only tests whose name has '
                          'this (deps: runs only if this is in "deps")')
+    ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     opts = ap.parse_args()
     t = Tally()
+    if opts.child:
+        PREFIX = f'{BASE}/'
     for name, fn in SUITES.items():
         if opts.only and name not in opts.only:
             continue
-        print(f'== {name}', flush=True)
+        if name in PER_BASE and not opts.child:
+            continue
+        print(f'== {PREFIX}{name}', flush=True)
         if name in ('deps', 'qtest', 'guest'):
             fn(t, opts.k)
         else:
             fn(t)
+    bases = opts.base or BASES
+    if not opts.child and len(bases) > 1 and (os.environ.get('OBJ') or
+                                               os.environ.get('QEMU')):
+        ap.error('OBJ and QEMU name the build of one base: add --base')
+    if not opts.child:
+        if any(not opts.only or n in opts.only for n in PER_BASE):
+            for base in bases:
+                run_base(t, base, opts)
     if t.failures:
         print('failed: ' + ', '.join(t.failures))
     tail = f', {t.skipped} skipped' if t.skipped else ''

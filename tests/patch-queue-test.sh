@@ -6,7 +6,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 export BUILD=$scratch/build PATCHES=$scratch/patches
-src=$BUILD/qemu
+src=$BUILD/qemu-10.0     # the work tree of BASE 10.0 (scripts/config.sh)
 # shellcheck source=tests/tap.sh
 . "$top/tests/tap.sh"
 not() { ! "$@"; }
@@ -43,13 +43,13 @@ g checkout -q -- a.c
 
 # The work tree refresh must refuse to re-create a tree holding work that is
 # not in patches/, and touch nothing.
-mkdir -p "$BUILD/applied" && cp -r "$PATCHES"/. "$BUILD/applied/"
+mkdir -p "$src.applied" && cp -r "$PATCHES"/. "$src.applied/"
 printf 'int e;\n' >> "$src/a.c"
 g commit -q -am "pci: add e (not exported)"
 echo "# changed by a pull" >> "$PATCHES/series"
 head=$(g rev-parse HEAD)
 t "refresh refuses a tree with unexported work" \
-    bash -c '! "$0/scripts/worktree.sh" >"$1/out" 2>&1 && grep -q "not in patches/" "$1/out"' "$top" "$scratch"
+    bash -c '! "$0/scripts/worktree.sh" >"$1/out" 2>&1 && grep -q "holds work that is not in" "$1/out"' "$top" "$scratch"
 t "refresh left the tree alone" bash -c '[ "$(git -C "$0" rev-parse HEAD)" = "$1" ] && grep -q "int e" "$0/a.c"' "$src" "$head"
 
 echo "1..$n"
