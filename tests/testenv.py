@@ -54,7 +54,6 @@ ACCEL = os.environ.get('ACCEL') or 'tcg'
 # hot-plug; the 10.2 series extends that step by step, and a guest test
 # that needs a step it does not have yet is skipped, saying which.
 FEATURES = {
-    '10.0': {'any-type', 'any-order', 'hotplug', 'query-pci',
-             'migration-checks'},
+    '10.0': {'any-order', 'hotplug', 'query-pci', 'migration-checks'},
     '10.2': set(),
 }

@@ -43,8 +43,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..'))
 # pylint: disable=wrong-import-position
-from testenv import (BUILD, SRC, QEMU, LOGS, TIMEOUT_SCALE,
-                     SANITIZER_REPORT, SANITIZER_LOGS, ACCEL)
+from testenv import (BUILD, BASE, SRC, QEMU, LOGS, TIMEOUT_SCALE,
+                     SANITIZER_REPORT, SANITIZER_LOGS, ACCEL, FEATURES)
 
 GUEST = os.path.join(BUILD, 'guest')
 
@@ -68,6 +68,27 @@ FIRMWARE = ['-L', '/usr/share/seabios', '-L', '/usr/lib/ipxe/qemu',
 class Skip(Exception):
     """The test cannot run here (the message says why); run.py reports it
     as skipped."""
+
+
+def has(feature):
+    """Whether the series of BASE has FEATURE (testenv.FEATURES)."""
+    return feature in FEATURES[BASE]
+
+
+def needs(*features):
+    """Decorator of a guest test that needs these features of the series
+    (testenv.FEATURES): on a base whose series does not have them yet, the
+    test is skipped, saying which."""
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            missing = [f for f in features if not has(f)]
+            if missing:
+                raise Skip(f'the {BASE} series does not have '
+                           f'{", ".join(missing)} yet')
+            return fn(*args, **kwargs)
+        return wrapper
+    return deco
 
 
 KVM_GET_API_VERSION = 0xAE00

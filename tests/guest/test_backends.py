@@ -437,7 +437,8 @@ def run_backends(name, classes, timeout=240):
         backends = [cls(vf, ctx) for cls, vf in zip(classes, pf.vfs)]
         _requirements(backends)
         args = ['-device', f'pcie-root-port,id={BUS},chassis=1']
-        for fn, b in [(pf, User(pf, ctx))] + list(zip(pf.vfs, backends)):
+        # The VFs before their PF, which upstream's composition needs
+        for fn, b in list(zip(pf.vfs, backends)) + [(pf, User(pf, ctx))]:
             netdev = b.setup(stack)
             if isinstance(netdev, tuple):   # (netdev, more QEMU args...)
                 args += list(netdev[1:])

@@ -414,6 +414,8 @@ class Run:
     def check_query_pci(self, tag, pf, aliases, n):
         """query-pci: the PF's sriov member (total-vfs 3, N enabled) and
         each VF's (role vf, pf-id ua-pf0), found by the aliases as qdev ids."""
+        if not guestlib.has('query-pci'):
+            return
         info = {d.get('qdev_id'): d for d in pci_devices(self.qmp('query-pci'))}
         pfd = info.get(aliases[0]) or {}
         want = {'role': 'pf', 'total-vfs': pf.total, 'num-vfs': n,

@@ -30,6 +30,7 @@ import re
 import time
 
 import interactive
+from guestlib import needs
 from interactive import HostError, NO_REPLY
 from test_sriov import compose, Scenario
 
@@ -377,11 +378,13 @@ def unplug_test(name, native):
     return res
 
 
+@needs('hotplug')
 def test_unplug_acpi():
     """PF unplug through ACPI PCI hotplug (q35's default)"""
     return unplug_test('lifecycle-unplug-acpi', native=False)
 
 
+@needs('hotplug')
 def test_unplug_native():
     """PF unplug through native PCIe hotplug of the root port"""
     return unplug_test('lifecycle-unplug-native', native=True)
@@ -625,11 +628,13 @@ def hotplug_test(name, native):
     return res
 
 
+@needs('hotplug', 'query-pci')
 def test_hotplug_acpi():
     """hot-plug and unplug, three times, with ACPI PCI hotplug"""
     return hotplug_test('lifecycle-hotplug-acpi', native=False)
 
 
+@needs('hotplug', 'query-pci')
 def test_hotplug_native():
     """hot-plug and unplug, three times, with native PCIe hotplug"""
     return hotplug_test('lifecycle-hotplug-native', native=True)
@@ -858,6 +863,7 @@ def bad_destination_test(name, return_path):
     return res
 
 
+@needs('migration-checks')
 def test_migrate_bad_destination():
     """differently composed destinations, without the return path: the
     destination checks the composition before RAM arrives and closes the
@@ -866,6 +872,7 @@ def test_migrate_bad_destination():
                                 return_path=False)
 
 
+@needs('migration-checks')
 def test_migrate_bad_destination_return_path():
     """the same with the return-path capability on both sides"""
     return bad_destination_test('lifecycle-migrate-bad-destination-rp',
@@ -874,6 +881,7 @@ def test_migrate_bad_destination_return_path():
 
 # --- Migration after hot-plug ---------------------------------------------
 
+@needs('hotplug', 'query-pci')
 def test_migrate_after_hotplug():
     """Boot with an empty root port; hot-plug the VFs: while they wait for
     their PF, migrate is refused ('waits for its PF') and the guest runs

@@ -17,7 +17,7 @@ went to any other netdev, the ping would fail.
 
 import os
 
-from guestlib import boot
+from guestlib import boot, needs
 
 BUS = 'rp'                  # id of the PCIe root port the functions sit on
 GUEST_BUS = '0000:01'       # its secondary bus as the guest numbers it
@@ -487,6 +487,7 @@ def test_sriov_two_pfs_pf1_first():
     return two_pfs('sriov-two-pfs-pf1-first', pfs_reversed=True)
 
 
+@needs('any-order')
 def test_pf_first():
     """The same two PFs with each PF before its VFs on the command line
     (compose(order='pf-first')), PF1 first: pf1, its VFs at 7, 5, 3, then
