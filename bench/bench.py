@@ -15,6 +15,12 @@ For N in the given VF counts it measures, each the median of several runs:
   MSE on) and the one that clears it;
 - optionally (--guest) the Linux guest's time for `echo N > sriov_numvfs`
   and back to 0.
+It measures each QEMU given with --qemu LABEL=PATH, by default those of
+the same run that exist: unpatched 10.2.2 (make upstream), the 10.2
+series and the 10.0 series.  A composition that a QEMU refuses (the PF
+before its VFs, on unpatched 10.2.2) is reported as refused; rows that
+would take more than LIMIT_S seconds or LIMIT_MB of memory, judging by
+the row before, are left out.
 Benchmarks print figures; nothing here asserts on time.
 """
 
@@ -28,8 +34,18 @@ import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 BUILD = os.environ.get('BUILD', os.path.join(TOP, 'build'))
-QEMU = os.environ.get('QEMU', os.path.join(BUILD, 'qemu', 'build',
-                                           'qemu-system-x86_64'))
+QEMU = os.environ.get('QEMU')
+DEFAULT_QEMUS = [
+    ('upstream 10.2.2', os.path.join(BUILD, 'upstream-10.2', 'build',
+                                     'qemu-system-x86_64')),
+    ('10.2 series', os.path.join(BUILD, 'qemu-10.2', 'build',
+                                 'qemu-system-x86_64')),
+    ('10.0 series', os.path.join(BUILD, 'qemu-10.0', 'build',
+                                 'qemu-system-x86_64')),
+]
+# A row is left out when the row before it took more than this
+LIMIT_S = 30
+LIMIT_MB = 6144
 
 ECAM = 0xb0000000
 RP_DEVFN = 2 << 3
@@ -207,30 +223,27 @@ def machine():
             f'{platform.system()} {platform.release()}')
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument('--counts', default='0,1,8,64,128,255')
-    ap.add_argument('--runs', type=int, default=3)
-    ap.add_argument('--multi', default='2,4',
-                    help='also PFs x N (N the largest count) for these '
-                         'numbers of PFs, each on its own root port, and '
-                         'the 1 x N row they compare with (empty: none)')
-    ap.add_argument('--guest', action='store_true',
-                    help='also time enabling VFs in the Linux guest')
-    opts = ap.parse_args()
-    counts = [int(x) for x in opts.counts.split(',')]
+def refused(fn):
+    """FN's figures, or None when QEMU refuses the composition."""
+    try:
+        return fn()
+    except RuntimeError:
+        return None
 
-    print(f'machine: {machine()}')
-    print(f'qemu:    {QEMU}')
-    print(f'median of {opts.runs} runs; start-up = exec until the first '
-          'qtest command is answered\n')
-    hdr = (f'{"N":>4} | {"start-up s":>10} {"peak RSS MB":>11} | '
-           f'{"enable ms":>9} {"disable ms":>10} | '
-           f'{"baseline N+1 plain":>18}: {"start-up s":>10} '
-           f'{"peak RSS MB":>11}')
-    print(hdr)
-    print('-' * len(hdr))
+
+def too_big(t, rss, factor=1):
+    """Whether a row FACTOR times the size of one that took T s and RSS MB
+    would pass the limits."""
+    return t * factor > LIMIT_S or rss * factor > LIMIT_MB
+
+
+def bench_qemu(opts, counts):
+    """The tables for the QEMU in QEMU."""
+    print(f'{"N":>4} | {"start-up s":>10} {"peak RSS MB":>11} | '
+          f'{"enable ms":>9} {"disable ms":>10} | '
+          f'{"baseline N+1 plain":>18}: {"start-up s":>10} '
+          f'{"peak RSS MB":>11}')
+    print('-' * 98)
     for n in counts:
         t, rss = median(lambda n=n: startup(sriov_args(n)), opts.runs)
         bt, brss = median(lambda n=n: startup(plain_args(n)), opts.runs)
@@ -244,31 +257,75 @@ def main():
     if counts and counts[-1]:
         # The same composition, PF first on the command line
         n = counts[-1]
-        t, rss = median(lambda: startup(sriov_args(n, pf_first=True)),
-                        opts.runs)
-        print(f'{n:>4} | {t:10.2f} {rss:11.0f} | (the PF before its VFs)',
-              flush=True)
+        r = refused(lambda: median(
+            lambda: startup(sriov_args(n, pf_first=True)), opts.runs))
+        if r:
+            print(f'{n:>4} | {r[0]:10.2f} {r[1]:11.0f} | (the PF before its '
+                  'VFs)', flush=True)
+        else:
+            print(f'{n:>4} | the PF before its VFs: refused', flush=True)
     if opts.multi:
         # Several composed devices, each PF on its own root port
         n = counts[-1] if counts and counts[-1] else 255
         print(f'\n{"PFs x VFs":>9} {"functions":>9} | {"start-up s":>10} '
               f'{"peak RSS MB":>11} | {"plain functions":>15}: '
               f'{"start-up s":>10} {"peak RSS MB":>11}')
-        base = None
+        base = prev = None
         for pfs in [1] + [int(x) for x in opts.multi.split(',')]:
+            if prev and too_big(*prev, pfs / prev[2]):
+                print(f'{f"{pfs} x {n}":>9} {pfs * (n + 1):>9} | left out: '
+                      f'{prev[2]} x {n} took {prev[0]:.1f} s, '
+                      f'{prev[1]:.0f} MB', flush=True)
+                continue
             t, rss = median(lambda p=pfs: startup(multi_args(p, n)),
                             opts.runs)
             bt, brss = median(
                 lambda p=pfs: startup(multi_args(p, n, plain=True)),
                 opts.runs)
             base = base or t
+            prev = (t, rss, pfs)
             print(f'{f"{pfs} x {n}":>9} {pfs * (n + 1):>9} | {t:10.2f} '
                   f'{rss:11.0f} | {"":>15}  {bt:10.2f} {brss:11.0f}'
                   f'   ({t / base:.1f} x the 1 x {n} start-up)', flush=True)
-    if opts.guest:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from guest_bench import guest_table  # pylint: disable=C0415
-        guest_table([n for n in counts if n], opts.runs)
+
+
+def main():
+    global QEMU  # pylint: disable=global-statement
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument('--counts', default='0,1,8,64,128,255')
+    ap.add_argument('--runs', type=int, default=3)
+    ap.add_argument('--multi', default='2,4',
+                    help='also PFs x N (N the largest count) for these '
+                         'numbers of PFs, each on its own root port, and '
+                         'the 1 x N row they compare with (empty: none)')
+    ap.add_argument('--qemu', action='append', metavar='LABEL=PATH',
+                    help='a QEMU to measure (default: $QEMU, else those of '
+                         'this run that exist: unpatched 10.2.2, the 10.2 '
+                         'and the 10.0 series)')
+    ap.add_argument('--guest', action='store_true',
+                    help='also time enabling VFs in the Linux guest')
+    opts = ap.parse_args()
+    counts = [int(x) for x in opts.counts.split(',')]
+    if opts.qemu:
+        qemus = [tuple(q.split('=', 1)) for q in opts.qemu]
+    elif QEMU:
+        qemus = [('QEMU', QEMU)]
+    else:
+        qemus = [(label, path) for label, path in DEFAULT_QEMUS
+                 if os.path.exists(path)]
+
+    print(f'machine: {machine()}')
+    print(f'median of {opts.runs} runs; start-up = exec until the first '
+          'qtest command is answered')
+    for label, path in qemus:
+        QEMU = path
+        print(f'\n=== {label}: {path}\n')
+        bench_qemu(opts, counts)
+        if opts.guest:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            from guest_bench import guest_table  # pylint: disable=C0415
+            guest_table([n for n in counts if n], opts.runs)
     return 0
 
 

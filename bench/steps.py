@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 """Start-up of many plain functions at each step of the series' QEMU fixes.
 
-The fixes of QEMU itself come first in the series, before the SR-IOV
-patches.  This script builds QEMU at the base of the series and after
-each of those fixes (a separate git worktree and build directory under
-$BUILD/steps, ccache makes the rebuilds cheap), then measures for each
-binary the start-up time and peak RSS of 1, 2 and 4 root ports of 256
-plain virtio-net-pci functions each (bench.py's baseline rows), median of
---runs runs.  The fixes are the commits from the work tree's `baseline`
-tag up to, not including, the first commit that touches pcie_sriov.c
-(or --upto REV).
+The fixes of QEMU itself come early in each series: in the 10.2 series
+after the fixes of upstream's SR-IOV, in the 10.0 series first.  This
+script builds QEMU before and after each of those fixes (a separate git
+worktree and build directory under $BUILD/steps-BASE, ccache makes the
+rebuilds cheap), then measures for each binary the start-up time and peak
+RSS of 1, 2 and 4 root ports of 256 plain virtio-net-pci functions each
+(bench.py's baseline rows), median of --runs runs.  The fixes are the
+first run of commits after the work tree's `baseline` tag that touch none
+of the SR-IOV files (SRIOV_FILES), up to --upto REV if given.
 
-    bench/steps.py [--runs N] [--upto REV] [--no-build]
+    bench/steps.py [--base 10.0|10.2] [--runs N] [--upto REV] [--no-build]
 
 Benchmarks print figures; nothing here asserts on time.
 """
@@ -25,10 +25,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  pylint: disable=C0413
 
 TOP = bench.TOP
-SRC = os.path.join(bench.BUILD, 'qemu')
-STEPS = os.path.join(bench.BUILD, 'steps')
-WT = os.path.join(STEPS, 'src')
-OBJ = os.path.join(WT, 'build')
+# Commits that touch these are SR-IOV work, not QEMU-wide fixes
+SRIOV_FILES = ['hw/pci/pcie_sriov.c', 'tests/qtest/virtio-sriov-test.c',
+               'docs/system/sriov.rst', 'docs/system/devices/virtio-sriov.rst']
+SRC = STEPS = WT = OBJ = None
+
+
+def set_base(base):
+    global SRC, STEPS, WT, OBJ  # pylint: disable=global-statement
+    SRC = os.path.join(bench.BUILD, f'qemu-{base}')
+    STEPS = os.path.join(bench.BUILD, f'steps-{base}')
+    WT = os.path.join(STEPS, 'src')
+    OBJ = os.path.join(WT, 'build')
 
 
 def git(*args, cwd=SRC):
@@ -37,14 +45,17 @@ def git(*args, cwd=SRC):
 
 
 def fix_commits(upto):
-    """The commits of the QEMU fixes, oldest first, with the base."""
+    """The commits of the QEMU fixes, oldest first."""
     commits = git('rev-list', '--reverse', f'baseline..{upto}').split()
-    if upto == 'HEAD':
-        sriov = git('rev-list', '--reverse', 'baseline..HEAD', '--',
-                    'hw/pci/pcie_sriov.c').split()
-        if sriov:
-            commits = commits[:commits.index(sriov[0])]
-    return commits
+    sriov = set(git('rev-list', 'baseline..HEAD', '--',
+                    *SRIOV_FILES).split())
+    run = []
+    for c in commits:
+        if c not in sriov:
+            run.append(c)
+        elif run:
+            break
+    return run
 
 
 def build(commit, name):
@@ -65,6 +76,7 @@ def build(commit, name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument('--base', default='10.0', choices=('10.0', '10.2'))
     ap.add_argument('--runs', type=int, default=3)
     ap.add_argument('--upto', default='HEAD',
                     help='the last fix (default: the commit before the '
@@ -72,6 +84,7 @@ def main():
     ap.add_argument('--no-build', action='store_true',
                     help='measure the binaries of an earlier run')
     opts = ap.parse_args()
+    set_base(opts.base)
 
     commits = fix_commits(opts.upto)
     base = git('rev-parse', 'baseline')
@@ -79,6 +92,7 @@ def main():
               'base of the fixes')]
     steps += [(c, git('log', '-1', '--format=%s', c)) for c in commits]
     print(f'machine: {bench.machine()}')
+    print(f'series:  {opts.base} ({SRC})')
     print(f'median of {opts.runs} runs; P x 256 = P root ports of 256 plain '
           'virtio-net-pci functions; start-up s / peak RSS MB\n')
     hdr = (f'{"step":<62} | {"1 x 256":>11} | {"2 x 256":>11} | '
