@@ -23,7 +23,19 @@ if [ -d "$SRC/.git" ] && [ -d "$stamp" ]; then
     "$top/scripts/export-patches.sh" "$tmp/p" >/dev/null
     if [ -z "$dirty" ] && same_dirs "$tmp/p" "$PATCHES"; then
         # The work tree already is patches/ (e.g. right after make patches).
-        rm -rf "$stamp" && cp -r "$PATCHES" "$stamp"
+        rm -rf "$stamp" && # The cover letter's subject and text are the branch description, from
+# which make patches writes it again.
+if [ -f "$PATCHES/0000-cover-letter.patch" ]; then
+    tmpc=$(mktemp -d)
+    subject=$(git mailinfo "$tmpc/msg" "$tmpc/patch" \
+                  < "$PATCHES/0000-cover-letter.patch" | sed -n 's/^Subject: //p')
+    # The text ends where the shortlog begins ("Author (N):")
+    body=$(awk '/^[^ ].* \([0-9]+\):$/ { exit } { print }' "$tmpc/msg")
+    git config "branch.$(git branch --show-current).description" \
+        "$(printf '%s\n\n%s' "$subject" "$body")"
+    rm -rf "$tmpc"
+fi
+cp -r "$PATCHES" "$stamp"
         exit 0
     fi
     if [ -n "$dirty" ] || ! same_dirs "$tmp/p" "$stamp"; then
@@ -81,6 +93,18 @@ if [ -s "$PATCHES/series" ]; then
             exit 1
         }
     done < "$PATCHES/series"
+fi
+# The cover letter's subject and text are the branch description, from
+# which make patches writes it again.
+if [ -f "$PATCHES/0000-cover-letter.patch" ]; then
+    tmpc=$(mktemp -d)
+    subject=$(git mailinfo "$tmpc/msg" "$tmpc/patch" \
+                  < "$PATCHES/0000-cover-letter.patch" | sed -n 's/^Subject: //p')
+    # The text ends where the shortlog begins ("Author (N):")
+    body=$(awk '/^[^ ].* \([0-9]+\):$/ { exit } { print }' "$tmpc/msg")
+    git config "branch.$(git branch --show-current).description" \
+        "$(printf '%s\n\n%s' "$subject" "$body")"
+    rm -rf "$tmpc"
 fi
 cp -r "$PATCHES" "$stamp"
 echo "worktree: $SRC at $(git rev-parse --short HEAD) ($(git rev-list --count $BASELINE_TAG..HEAD) patches)"

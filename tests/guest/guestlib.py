@@ -12,7 +12,7 @@ CHECK, a non-zero QEMU exit or a sanitizer report in QEMU's output; the
 console log of every run is kept in build/test-logs/.
 
 From the environment: QEMU (the binary; default OBJ/qemu-system-x86_64,
-OBJ defaulting to build/qemu/build), TEST_LOGS (default build/test-logs),
+OBJ defaulting to build/qemu-BASE/build), TEST_LOGS (default build/test-logs/BASE),
 TEST_TIMEOUT_SCALE, a factor for the timeouts of slower builds such as
 make check-asan's (default 1), and SANITIZER_LOGS, the directory where an
 ASan build of QEMU writes its sanitizer output (ASAN_OPTIONS log_path,
