@@ -272,7 +272,7 @@ def bench_qemu(opts, counts):
               f'{"start-up s":>10} {"peak RSS MB":>11}')
         base = prev = None
         for pfs in [1] + [int(x) for x in opts.multi.split(',')]:
-            if prev and too_big(*prev, pfs / prev[2]):
+            if prev and too_big(prev[0], prev[1], pfs / prev[2]):
                 print(f'{f"{pfs} x {n}":>9} {pfs * (n + 1):>9} | left out: '
                       f'{prev[2]} x {n} took {prev[0]:.1f} s, '
                       f'{prev[1]:.0f} MB', flush=True)

@@ -52,5 +52,18 @@ t "refresh refuses a tree with unexported work" \
     bash -c '! "$0/scripts/worktree.sh" >"$1/out" 2>&1 && grep -q "holds work that is not in" "$1/out"' "$top" "$scratch"
 t "refresh left the tree alone" bash -c '[ "$(git -C "$0" rev-parse HEAD)" = "$1" ] && grep -q "int e" "$0/a.c"' "$src" "$head"
 
+# The cover letter comes from the branch description, outside the series
+g checkout -q -- a.c 2>/dev/null; g reset -q --hard "$head~1"
+g config branch.master.description "$(printf 'pci: The subject\n\nThe text.')"
+"$top/scripts/export-patches.sh" >/dev/null
+t "export writes the cover letter from the branch description" \
+    grep -q '^Subject: \[PATCH v2 0/[0-9]*\] pci: The subject' "$PATCHES/0000-cover-letter.patch"
+t "the series does not list the cover letter" \
+    not grep -q cover-letter "$PATCHES/series"
+cp -r "$PATCHES" "$scratch/cover"
+sleep 1
+t "the cover letter is exported the same way again" \
+    bash -c '"$0/scripts/export-patches.sh" && diff -r "$1" "$PATCHES"' "$top" "$scratch/cover"
+
 echo "1..$n"
 exit $failed

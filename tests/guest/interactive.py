@@ -195,8 +195,11 @@ class Machine:
 class Session:
     """The host side of an interactive run; handlers get it."""
 
-    def __init__(self, name, tmp, initrd, args, smp, memory, reboot):
+    def __init__(self, name, tmp, initrd, args, smp, memory, reboot,
+                 qemu=QEMU, machine='q35'):
         self.name = name
+        self.qemu = qemu                # the binary of the first QEMU
+        self.machine = machine          # the machine type of every QEMU
         self.tmp = tmp
         self.initrd = initrd
         self.args = list(args)          # the run's own QEMU args
@@ -228,19 +231,20 @@ class Session:
                           f'got {actual!r} want {want!r}')
 
     # --- QEMUs
-    def launch(self, tag='', args=None, extra=()):
-        """Start a QEMU with the run's command line (or ARGS instead of the
-        run's own args) plus EXTRA; its console goes to NAME-TAG.log.  A
-        QEMU that fails to start is returned exited (check .done)."""
+    def launch(self, tag='', args=None, extra=(), qemu=None):
+        """Start a QEMU (the run's, or the binary QEMU) with the run's
+        command line (or ARGS instead of the run's own args) plus EXTRA;
+        its console goes to NAME-TAG.log.  A QEMU that fails to start is
+        returned exited (check .done)."""
         suffix = f'-{tag}' if tag else ''
         console = os.path.join(LOGS, f'{self.name}{suffix}.log')
         if os.path.exists(console):
             os.unlink(console)
         ctl = os.path.join(self.tmp, f'ctl{suffix}.sock')
-        vm = QEMUMachine(QEMU, base_temp_dir=self.tmp,
+        vm = QEMUMachine(qemu or self.qemu, base_temp_dir=self.tmp,
                          name=f'{self.name}{suffix}', qmp_timer=60 * SCALE)
         vm.add_args(*FIRMWARE,
-                    '-machine', 'q35', *guestlib.accel_args(),
+                    '-machine', self.machine, *guestlib.accel_args(),
                     '-m', str(self.memory), '-smp', str(self.smp),
                     '-kernel', os.path.join(GUEST, 'vmlinuz'),
                     '-initrd', self.initrd,
@@ -293,11 +297,13 @@ class Session:
 
 
 def boot(name, scenario, handler, args=(), timeout=600, smp=1, memory=512,
-         reboot=False):
+         reboot=False, qemu=QEMU, machine='q35'):
     """Boot the guest with SCENARIO (shell text, which can use ``host``) and
     extra QEMU ARGS; HANDLER(session, action, args) does the host's part of
     every ``host ACTION ARGS`` step.  REBOOT: let the guest reboot (no
-    -no-reboot).  Returns a guestlib.GuestResult with the host's checks
+    -no-reboot).  QEMU is the binary to boot with (a migration destination
+    may be another, see Session.launch()), MACHINE the machine type of all
+    of them.  Returns a guestlib.GuestResult with the host's checks
     among its checks; .session is the Session (its .machines have the exit
     status and output of every QEMU)."""
     guestlib.accel_args()       # Skip before anything else
@@ -308,7 +314,8 @@ def boot(name, scenario, handler, args=(), timeout=600, smp=1, memory=512,
     s = None
     try:
         initrd = guestlib.make_initrd(tmp, HOST_SH + scenario)
-        s = Session(name, tmp, initrd, args, smp, memory, reboot)
+        s = Session(name, tmp, initrd, args, smp, memory, reboot, qemu,
+                    machine)
         first = s.launch()
         if first.done:
             error = f'QEMU failed to start:\n{first.output}'

@@ -678,16 +678,18 @@ def wait_running(sess, m, timeout=120):
     sess.wait_until(f'{m.label} running', running, timeout)
 
 
-def migrate(sess, how, dst_args=None):
+def migrate(sess, how, dst_args=None, dst_qemu=None):
     """Migrate the guest from the current QEMU to a new one (HOW: 'unix'
     live over a unix socket, 'file' through a file and a destination
     started afterwards), then quit the source.  The guest runs on in the
-    destination, started with the run's args or DST_ARGS instead."""
+    destination, started with the run's args or DST_ARGS instead, and with
+    the binary DST_QEMU instead of the run's."""
     src = sess.current
     uri_sock = f'unix:{sess.tmp}/migration.sock'
     uri_file = f'file:{sess.tmp}/migration.state'
     if how == 'unix':
-        dst = sess.launch('dst', args=dst_args, extra=['-incoming', 'defer'])
+        dst = sess.launch('dst', args=dst_args, extra=['-incoming', 'defer'],
+                          qemu=dst_qemu)
         if dst.done:
             raise HostError(f'the destination did not start: {dst.output}')
         prepare_migration(sess, src, dst)
@@ -707,7 +709,8 @@ def migrate(sess, how, dst_args=None):
     sess.expect('source-exit-status', src.exitcode, 0)
     sess.check('source-no-output', not src.output, repr(src.output))
     if how == 'file':
-        dst = sess.launch('dst', args=dst_args, extra=['-incoming', 'defer'])
+        dst = sess.launch('dst', args=dst_args, extra=['-incoming', 'defer'],
+                          qemu=dst_qemu)
         if dst.done:
             raise HostError(f'the destination did not start: {dst.output}')
         dst.cmd('migrate-incoming', uri=uri_file)
