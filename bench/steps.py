@@ -11,7 +11,8 @@ RSS of 1, 2 and 4 root ports of 256 plain virtio-net-pci functions each
 first run of commits after the work tree's `baseline` tag that touch none
 of the SR-IOV files (SRIOV_FILES), up to --upto REV if given.
 
-    bench/steps.py [--base 10.0|10.2] [--runs N] [--upto REV] [--no-build]
+    bench/steps.py [--base 10.0|10.2] [--runs N] [--from REV] [--upto REV]
+                   [--no-build]
 
 Benchmarks print figures; nothing here asserts on time.
 """
@@ -78,6 +79,9 @@ def main():
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument('--base', default='10.0', choices=('10.0', '10.2'))
     ap.add_argument('--runs', type=int, default=3)
+    ap.add_argument('--from', dest='first', metavar='REV',
+                    help='measure from this fix on (the one before it is '
+                         'the base)')
     ap.add_argument('--upto', default='HEAD',
                     help='the last fix (default: the commit before the '
                          'first SR-IOV patch)')
@@ -87,6 +91,8 @@ def main():
     set_base(opts.base)
 
     commits = fix_commits(opts.upto)
+    if opts.first:
+        commits = commits[commits.index(git('rev-parse', opts.first)):]
     base = git('rev-parse', 'baseline')
     steps = [(base if not commits else git('rev-parse', f'{commits[0]}~1'),
               'base of the fixes')]

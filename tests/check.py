@@ -214,6 +214,16 @@ def sanitizer_logs(t, name):
             os.unlink(path)
 
 
+def check_compat(t, only=None):
+    """tests/compat.py: virtio devices migrating between BASE's series and
+    unpatched 10.2.2, both ways."""
+    if only and not any(o in 'compat' for o in only):
+        return
+    rc, out = run([sys.executable, os.path.join(TOP, 'tests', 'compat.py')],
+                  900, env=dict(os.environ, QEMU=QEMU, TEST_LOGS=LOGS))
+    tap(t, '', rc, out)
+
+
 def check_guest(t, only=None):
     cmd = [sys.executable, os.path.join(TOP, 'tests', 'guest', 'run.py')]
     for o in only or []:
@@ -231,10 +241,11 @@ SUITES = {
     'patch-queue': check_patch_queue,
     'deps': check_deps,
     'qtest': check_qtests,
+    'compat': check_compat,
     'guest': check_guest,
 }
 # Suites that run for each base, in a check.py of its own (BASE set)
-PER_BASE = ('checkpatch', 'qtest', 'guest')
+PER_BASE = ('checkpatch', 'qtest', 'compat', 'guest')
 
 
 def run_base(t, base, opts):
@@ -280,7 +291,7 @@ def main():
         if name in PER_BASE and not opts.child:
             continue
         print(f'== {PREFIX}{name}', flush=True)
-        if name in ('deps', 'qtest', 'guest'):
+        if name in ('deps', 'qtest', 'compat', 'guest'):
             fn(t, opts.k)
         else:
             fn(t)

@@ -1,5 +1,7 @@
 """The test bed itself: the guest boots, binds a virtio-net-pci NIC with
-the configured MAC and passes traffic through it."""
+the configured MAC and passes traffic through it; also with a packed
+virtqueue layout (packed=on), whose used buffers QEMU tracks in
+used_elems, which it allocates only for such queues."""
 
 from guestlib import boot
 
@@ -21,9 +23,24 @@ ip link set "$nic" up
 check ping-gateway wait_for 20 ping -c 1 -W 1 10.0.2.2
 '''
 
+# The features the driver negotiated, bit 34 is VIRTIO_F_RING_PACKED
+PACKED = r'''
+feat=$(cat /sys/class/net/$nic/device/features)
+expect ring-packed "$(echo "$feat" | cut -c35)" 1
+'''
+
 
 def test_virtio_net_ping():
     return boot('basic-virtio-net', SCENARIO.replace('__MAC__', MAC),
                 args=['-netdev', 'user,id=n0',
                       '-device', f'virtio-net-pci,netdev=n0,mac={MAC}'],
+                timeout=300)
+
+
+def test_virtio_net_ping_packed():
+    return boot('basic-virtio-net-packed',
+                SCENARIO.replace('__MAC__', MAC) + PACKED,
+                args=['-netdev', 'user,id=n0',
+                      '-device', f'virtio-net-pci,netdev=n0,mac={MAC},'
+                                 'packed=on'],
                 timeout=300)
