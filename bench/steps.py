@@ -40,9 +40,9 @@ def set_base(base):
     OBJ = os.path.join(WT, 'build')
 
 
-def git(*args, cwd=SRC):
-    return subprocess.run(['git', *args], cwd=cwd, check=True, text=True,
-                          capture_output=True).stdout.strip()
+def git(*args, cwd=None):
+    return subprocess.run(['git', *args], cwd=cwd or SRC, check=True,
+                          text=True, capture_output=True).stdout.strip()
 
 
 def fix_commits(upto):
