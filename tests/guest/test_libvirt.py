@@ -312,7 +312,7 @@ def domain_xml(pf, initrd, console, ctl):
     ET.register_namespace('qemu', QEMU_NS)
     dom = ET.fromstring(text)
     want = [(f, f'ua-pf{pf.devfn}' if f is pf else f'ua-vf{f.devfn}')
-            for f in [pf] + pf.vfs]
+            for f in pf.vfs + [pf]]
     ifaces = dom.findall('devices/interface')
     got = [(i.find('mac').get('address'), i.find('ip').get('address'),
             i.find('alias').get('name'), i.find('address').get('function'))
@@ -399,7 +399,9 @@ class Run:
         got = [(i.find('alias').get('name')
                 if i.find('alias') is not None else None)
                for i in dom.findall('devices/interface')]
-        self.expect(f'{tag}-interface-aliases', got, aliases)
+        # In the order of the XML: the VFs, then their PF
+        self.expect(f'{tag}-interface-aliases', got,
+                    aliases[1:] + aliases[:1])
         over = [d.get('alias') for d in
                 dom.findall(f'{{{QEMU_NS}}}override/{{{QEMU_NS}}}device')]
         self.expect(f'{tag}-overrides', over, aliases[1:])
