@@ -59,5 +59,5 @@ ACCEL = os.environ.get('ACCEL') or 'tcg'
 FEATURES = {
     '10.0': {'any-order', 'hotplug', 'query-pci', 'migration-checks',
              'two-pfs'},
-    '10.2': {'upstream-wire-format'},
+    '10.2': {'upstream-wire-format', 'any-order'},
 }

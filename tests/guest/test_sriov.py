@@ -424,9 +424,10 @@ def boot_smp(name, scenario, **kw):
 
 
 def run_counts(name, layout, counts, ping=True, smp=1, timeout=300,
-               memory=512, vf_props='', bulk=False):
-    """Boot LAYOUT (one PF) and set sriov_numvfs to each of COUNTS in turn."""
-    args, pfs = compose(layout, vf_props=vf_props)
+               memory=512, vf_props='', bulk=False, order='vfs-first'):
+    """Boot LAYOUT (one PF), its -device options in ORDER (see compose()),
+    and set sriov_numvfs to each of COUNTS in turn."""
+    args, pfs = compose(layout, vf_props=vf_props, order=order)
     s = Scenario(pfs, bulk)
     s.pf_check(pfs[0])
     for n in counts:
@@ -446,6 +447,14 @@ def test_sriov_1vf():
 def test_sriov_3vfs_reenable():
     """3 VFs; disable; re-enable only 2 of them; disable."""
     return run_counts('sriov-3vfs', [(0, [1, 2, 3])], [3, 0, 2, 0])
+
+
+@needs('any-order')
+def test_sriov_3vfs_pf_first():
+    """3 VFs, the PF before them on the command line: it takes them once
+    every device exists; the guest sees the same device."""
+    return run_counts('sriov-3vfs-pf-first', [(0, [1, 2, 3])], [3, 0],
+                      order='pf-first')
 
 
 def test_sriov_7vfs():
