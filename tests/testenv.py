@@ -54,10 +54,11 @@ ACCEL = os.environ.get('ACCEL') or 'tcg'
 # hot-plug; the 10.2 series extends that step by step, and a guest test
 # that needs a step it does not have yet is skipped, saying which.
 # upstream-wire-format: the series migrates to and from unpatched 10.2.2.
+# any-type: VFs of other virtio types than virtio-net.
 # two-pfs: two PFs share a slot without multifunction=on, and the guest
 # finds the second one (upstream's PF ends the ARI chain at itself).
 FEATURES = {
-    '10.0': {'any-order', 'hotplug', 'query-pci', 'migration-checks',
-             'two-pfs'},
-    '10.2': {'upstream-wire-format', 'any-order'},
+    '10.0': {'any-order', 'any-type', 'hotplug', 'query-pci',
+             'migration-checks', 'two-pfs'},
+    '10.2': {'upstream-wire-format', 'any-order', 'any-type'},
 }
