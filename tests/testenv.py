@@ -60,5 +60,6 @@ ACCEL = os.environ.get('ACCEL') or 'tcg'
 FEATURES = {
     '10.0': {'any-order', 'any-type', 'hotplug', 'query-pci',
              'migration-checks', 'two-pfs'},
-    '10.2': {'upstream-wire-format', 'any-order', 'any-type', 'query-pci'},
+    '10.2': {'upstream-wire-format', 'any-order', 'any-type', 'query-pci',
+             'hotplug'},
 }
