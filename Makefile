@@ -5,6 +5,11 @@
 #   make demo     set everything up from a fresh machine and boot the demo
 #                 (on DEMO_BASE, default 10.0)
 #   make check    the whole test suite on both bases ("N passed, N failed")
+#   make build    QEMU of each base as Debian's qemu-system-x86 is built
+#                 (build/qemu-BASE/build; PREFIX, default /usr/local)
+#   make install  install QEMU of BASE (default 10.0) under PREFIX
+#                 (default /usr/local), below DESTDIR if set
+#   make uninstall   remove what make install put there
 #   make bench    benchmark figures for 0..255 VFs (BENCH_ARGS=--help)
 #   make check-asan  qtests and guest tests against ASan+UBSan builds
 #                 (build/qemu-BASE/build-asan; CHECK_ARGS="-k sriov")
@@ -21,6 +26,8 @@ export BUILD
 BASES ?= 10.0 10.2
 DEMO_BASE ?= 10.0
 BASE ?= 10.0
+PREFIX ?= /usr/local
+export PREFIX
 
 # qtest binaries that make check runs for base $(1): tests/qtests.list
 qtests = $(shell sed -n -e 's/^$(subst .,\.,$(1)):[[:space:]]*//' \
@@ -28,7 +35,8 @@ qtests = $(shell sed -n -e 's/^$(subst .,\.,$(1)):[[:space:]]*//' \
 	$(TOP)/tests/qtests.list | sort -u)
 
 .PHONY: all deps worktree build qtests upstream guest check check-asan fuzz \
-        demo bench patches patches-check checkpatch clean distclean help
+        demo bench patches patches-check checkpatch clean distclean help \
+        install uninstall
 
 all: build
 
@@ -46,6 +54,16 @@ build: worktree
 
 qtests: worktree
 	@set -e; $(foreach b,$(BASES),BASE=$(b) $(TOP)/scripts/build.sh $(call qtests,$(b));)
+
+# The full build of BASE (configured for PREFIX), installed with a manifest
+# (scripts/install.sh); uninstall removes what the manifest lists.
+install: deps
+	@BASE=$(BASE) $(TOP)/scripts/worktree.sh
+	@BASE=$(BASE) $(TOP)/scripts/build.sh
+	@BASE=$(BASE) DESTDIR=$(DESTDIR) $(TOP)/scripts/install.sh install
+
+uninstall:
+	@BASE=$(BASE) DESTDIR=$(DESTDIR) $(TOP)/scripts/install.sh uninstall
 
 # QEMU 10.2.2 without a series (build/upstream-10.2): the migration tests
 # and the benchmarks compare with it.
@@ -89,7 +107,7 @@ checkpatch: worktree
 clean:
 	rm -rf $(BUILD)/qemu-*/build $(BUILD)/qemu-*/build-asan \
 	       $(BUILD)/qemu-*/build-fuzz $(BUILD)/upstream-10.2/build \
-	       $(BUILD)/test-logs $(BUILD)/test-logs-asan
+	       $(BUILD)/test-logs $(BUILD)/test-logs-asan $(BUILD)/test-install
 
 distclean:
 	@$(MAKE) -s patches-check >/dev/null || { echo "distclean: a work tree holds unexported work; not removing it" >&2; exit 1; }

@@ -11,6 +11,11 @@
 # Signed-By options.
 #
 # deps.sh --sources only does that (as if meson were missing) and exits.
+# deps.sh --build SRC installs the build dependencies of Debian's
+# qemu-system build that the QEMU work tree SRC's debian/control names for
+# this architecture (scripts/debian-opts.sh; scripts/build.sh runs it
+# before it configures the full build), those that this Debian has; the
+# others' features are left out by scripts/debian-opts.sh.
 # From the environment: APT_ETC (where the apt sources are read and
 # written, default /etc/apt) and APT_CONFIG (passed on to apt-get), so
 # that tests/deps-test.sh can run it against a scratch configuration.
@@ -20,6 +25,9 @@ PKGS=(build-essential git ninja-build libglib2.0-dev libpixman-1-dev
       libslirp-dev libfdt-dev flex bison pkg-config ccache dpkg-dev
       seabios ipxe-qemu qemu-system-data kmod cpio python3 python3-venv
       xz-utils zstd perl ca-certificates)
+# The man pages of the full build (scripts/build.sh: --enable-docs), and
+# the firmware that make install relies on besides seabios and ipxe-qemu
+PKGS+=(python3-sphinx python3-sphinx-rtd-theme ovmf)
 MESON_MIN=1.5
 BACKPORTS=bookworm-backports
 
@@ -160,6 +168,42 @@ if [ "${1:-}" = --sources ]; then
     else
         drop_stale_list
     fi
+    exit 0
+fi
+
+if [ "${1:-}" = --build ]; then
+    src=${2:?deps.sh --build SRC}
+    top=$(cd "$(dirname "$0")/.." && pwd)
+    # Installed packages and what they provide (gnutls-dev: libgnutls28-dev)
+    installed=" $(dpkg-query -W -f='${Status} ${Package} ${Provides}\n' 2>/dev/null |
+        awk '/^install ok installed/ { for (i = 4; i <= NF; i++) {
+                 p = $i; sub(/,$/, "", p); if (p !~ /^[(=]/ && p !~ /\)$/) print p } }' |
+        tr '\n' ' ') "
+    need=()
+    for p in $("$top/scripts/debian-opts.sh" packages "$src"); do
+        case $installed in *" $p "*) ;; *) need+=("$p") ;; esac
+    done
+    [ ${#need[@]} -gt 0 ] || exit 0
+    # Only those that this Debian has: a package with a candidate version,
+    # or a virtual one that a package provides
+    have=()
+    for p in "${need[@]}"; do
+        if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]' ||
+           apt-cache showpkg "$p" 2>/dev/null |
+               sed -n '/^Reverse Provides:/,$p' | grep -q '^[a-z0-9]'; then
+            have+=("$p")
+        else
+            # scripts/debian-opts.sh leaves its feature out, saying which
+            echo "deps: $p is not in this Debian's archive"
+        fi
+    done
+    [ ${#have[@]} -gt 0 ] || exit 0
+    if [ -n "$SUDO" ] && ! command -v sudo >/dev/null; then
+        echo "deps: not root, cannot install the build dependencies: ${have[*]}" >&2
+        exit 0
+    fi
+    apt_update
+    apt_get install -y -qq --no-install-recommends "${have[@]}"
     exit 0
 fi
 
