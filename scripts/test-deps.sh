@@ -33,6 +33,12 @@ missing libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 missing dpdk-dev librte-net-virtio23 librte-bus-pci23 librte-bus-vdev23 \
     librte-mempool-ring23
 
+# --- tests/guest/test_screen.py, test_virtinstall.py (issue 16) --------
+# A VNC client that takes screenshots and OCR to read them; virt-install
+# (virtinst) for the domain with its own defaults, on libvirt (above) and
+# UEFI from OVMF (ovmf's firmware descriptors in /usr/share/qemu/firmware).
+missing vncsnapshot tesseract-ocr tesseract-ocr-eng virtinst ovmf
+
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "test-deps: not root, cannot install: ${need[*]}" >&2
