@@ -53,13 +53,15 @@ ACCEL = os.environ.get('ACCEL') or 'tcg'
 # Upstream 10.2.2 composes virtio-net VFs given before their PF, without
 # hot-plug; the 10.2 series extends that step by step, and a guest test
 # that needs a step it does not have yet is skipped, saying which.
-# upstream-wire-format: the series migrates to and from unpatched 10.2.2.
+# upstream-wire-format: the series migrates to and from unpatched 10.2.2,
+# and the two series to and from each other, on the machine types they
+# share.
 # any-type: VFs of other virtio types than virtio-net.
-# two-pfs: two PFs share a slot without multifunction=on, and the guest
-# finds the second one (upstream's PF ends the ARI chain at itself).
+# two-pfs: two PFs share a slot, and the guest finds the second one
+# (upstream's PF ends the ARI chain at itself).
 FEATURES = {
-    '10.0': {'any-order', 'any-type', 'hotplug', 'query-pci',
-             'migration-checks', 'two-pfs'},
+    '10.0': {'upstream-wire-format', 'any-order', 'any-type', 'hotplug',
+             'query-pci', 'migration-checks', 'two-pfs'},
     '10.2': {'upstream-wire-format', 'any-order', 'any-type', 'query-pci',
-             'hotplug'},
+             'hotplug', 'migration-checks'},
 }

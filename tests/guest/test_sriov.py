@@ -86,8 +86,9 @@ def compose(layout, multifunction=False, pfs_reversed=False, vf_props='',
       address order) before it and the others after it.
     The PFs come in layout order, or in reverse with PFS_REVERSED.
     MULTIFUNCTION sets multifunction=on on a PF at function 0 of its slot
-    (not needed: a PF with VFs is made multi-function by the device
-    model).  VF_PROPS (',name=value...') are added to every VF's -device.
+    (needed for other PFs in its slot on the machine types, which keep
+    QEMU 10.2's config space; with the SR-IOV specification's, SPEC_CONFIG,
+    a PF with VFs is multi-function anyway).  VF_PROPS (',name=value...') are added to every VF's -device.
     """
     assert order in ORDERS, order
     pfs = [PF(i, devfn, vfs, multifunction)
@@ -467,9 +468,16 @@ def test_sriov_32vfs():
                       smp=1)
 
 
-def two_pfs(name, **kw):
+# The SR-IOV specification's config space (pci_props in the series): a
+# PF with VFs says multi-function and keeps its ARI capability over a
+# reset.  The machine types keep QEMU 10.2's, where neither holds.
+SPEC_CONFIG = ['-global', 'pci-device.x-sriov-spec-config=on']
+
+
+def two_pfs(name, extra_args=SPEC_CONFIG, **kw):
     """PF0 at devfn 0 with VFs at 2, 4, 6; PF1 at 1 with VFs at 3, 5, 7."""
     args, pfs = compose([(0, [2, 4, 6]), (1, [3, 5, 7])], **kw)
+    args += extra_args
     s = Scenario(pfs)
     pf0, pf1 = pfs
     for pf in pfs:
@@ -491,6 +499,16 @@ def two_pfs(name, **kw):
 def test_sriov_two_pfs():
     """Two interleaved PFs, PF0 (devfn 0) first, without multifunction=on."""
     return two_pfs('sriov-two-pfs')
+
+
+@needs('two-pfs')
+def test_sriov_two_pfs_compat():
+    """The same on the machine type's defaults, QEMU 10.2's config space:
+    PF0 has multifunction=on, as QEMU requires of a function 0 with other
+    functions in its slot, and after the reset it has no ARI capability,
+    so the guest finds PF1 by scanning the functions of the slot."""
+    return two_pfs('sriov-two-pfs-compat', extra_args=[],
+                   multifunction=True)
 
 
 @needs('two-pfs')
