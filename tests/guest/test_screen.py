@@ -34,7 +34,7 @@ from testenv import BASE, LOGS, TIMEOUT_SCALE
 LAYOUT = [(0, [1, 2, 3])]
 # The offset of the PF's SR-IOV extended capability in config space, with
 # the PF's default properties, in each series
-SRIOV_CAP = {'10.0': '0x108', '10.2': '0x100'}
+SRIOV_CAP = {'10.0': '0x100', '10.2': '0x100'}
 # Words that OCR reads reliably in the VGA font (no 0/O, 1/l/I pairs)
 WORDS = ('harbor', 'canyon', 'meadow', 'copper', 'lantern', 'orchard',
          'summit', 'falcon', 'glacier', 'thunder', 'willow', 'pepper',
