@@ -57,8 +57,9 @@ def need_tools():
 
 
 def token():
-    """Two different words, chosen anew for every run."""
-    return ' '.join(random.sample(WORDS, 2))
+    """Two different words, chosen anew for every run from the system's
+    entropy (whatever another test module does with random's seed)."""
+    return ' '.join(random.SystemRandom().sample(WORDS, 2))
 
 
 def snapshot(log, port, path, blank=False):
