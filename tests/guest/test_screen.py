@@ -187,7 +187,8 @@ def test_screen_vnc():
     tok = token()
     args, (pf,) = compose(LAYOUT)
     args += ['-device', 'virtio-vga', '-display', 'none',
-             '-vnc', '127.0.0.1:0,to=99']
+             # displays from 50 on: libvirt's autoport starts at 5900
+             '-vnc', '127.0.0.1:50,to=99']
     shots = {k: os.path.join(LOGS, f'{name}-{k}.jpg')
              for k in ('blank', 'text')}
 

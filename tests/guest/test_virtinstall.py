@@ -239,16 +239,25 @@ def test_virtinstall_uefi():
                # one argument: its value starts with a dash
                f'--qemu-commandline={qemu_commandline(args)}',
                '--noautoconsole']
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True,
-                               errors='replace', check=False,
-                               timeout=300 * TIMEOUT_SCALE)
-            rc, out = p.returncode, p.stdout + p.stderr
-        except subprocess.TimeoutExpired:
-            rc, out = None, 'timeout'
-        lv.log(f'$ {shlex.join(cmd)}   [{time.monotonic() - t0:.1f} s, '
-               f'rc={rc}]\n{out}')
+        for attempt in (1, 2):
+            t0 = time.monotonic()
+            try:
+                p = subprocess.run(cmd, capture_output=True, text=True,
+                                   errors='replace', check=False,
+                                   timeout=300 * TIMEOUT_SCALE)
+                rc, out = p.returncode, p.stdout + p.stderr
+            except subprocess.TimeoutExpired:
+                rc, out = None, 'timeout'
+            lv.log(f'$ {shlex.join(cmd)}   [{time.monotonic() - t0:.1f} s, '
+                   f'rc={rc}]\n{out}')
+            # libvirt picks a free port for SPICE and VNC, and another
+            # QEMU on this machine may take it before ours binds it: once
+            # more then
+            if rc == 0 or attempt == 2 or not re.search(
+                    r'binding socket to .* failed|Address already in use',
+                    out):
+                break
+            lv.virsh('undefine', '--nvram', DOM, fail=False)
         try:
             if rc != 0:
                 raise HostFail(f'virt-install failed (rc={rc}): '
