@@ -167,7 +167,11 @@ sriov_cap_check() {
 '''
 
 
-def screen_scenario(pf, tok):
+def screen_steps(pf, tok):
+    """The guest's steps of both screen tests (this one and
+    test_virtinstall): check the PF and its SR-IOV capability, enable the
+    VFs, and have the host take a screenshot of a blank screen, then one
+    that shows TOK."""
     s = Scenario([pf])
     s.sh(SCREEN_SH)
     s.pf_check(pf)
@@ -177,7 +181,11 @@ def screen_scenario(pf, tok):
     s.sh('host screenshot blank')
     s.sh(f'screen_show {pf.addr} "{tok}"')
     s.sh('host screenshot text')
-    return s.text()
+    return s
+
+
+def screen_scenario(pf, tok):
+    return screen_steps(pf, tok).text()
 
 
 def test_screen_vnc():

@@ -53,10 +53,10 @@ from guestlib import Skip, GUEST, make_initrd, parse
 from interactive import HOST_SH
 from test_install import installed
 from test_libvirt import Libvirt, HostFail, Run, copy_log
-from test_screen import (LAYOUT, SCREEN_SH, SHOWN, SRIOV_CAP, need_tools,
-                         token, snapshot, check_screens)
-from test_sriov import compose, Scenario, GUEST_BUS
-from testenv import BASE, LOGS, TIMEOUT_SCALE, SANITIZER_LOGS
+from test_screen import (LAYOUT, SHOWN, need_tools, screen_steps, token,
+                         snapshot, check_screens)
+from test_sriov import compose, GUEST_BUS
+from testenv import LOGS, TIMEOUT_SCALE, SANITIZER_LOGS
 
 NAME = 'virtinstall-uefi'
 DOM = 'qemu-sriov-virtinstall'
@@ -77,15 +77,7 @@ check sriov-bus-found [ -n "$SRIOV_BUS" ]
 
 
 def scenario(pf, tok):
-    s = Scenario([pf])
-    s.sh(SCREEN_SH)
-    s.pf_check(pf)
-    s.sh(f'sriov_cap_check {pf.addr} {SRIOV_CAP[BASE]}')
-    s.enable(pf, len(pf.vfs))
-    s.sh('screen_clear')
-    s.sh('host screenshot blank')
-    s.sh(f'screen_show {pf.addr} "{tok}"')
-    s.sh('host screenshot text')
+    s = screen_steps(pf, tok)
     s.sh('echo "SCENARIO-DONE rc=$FAILED"')
     s.sh('sleep 3600')          # until virsh destroy
     text = s.text().replace(f'{GUEST_BUS}:', '${SRIOV_BUS}:')
