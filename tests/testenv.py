@@ -63,5 +63,5 @@ FEATURES = {
     '10.0': {'upstream-wire-format', 'any-order', 'any-type', 'hotplug',
              'query-pci', 'migration-checks', 'two-pfs'},
     '10.2': {'upstream-wire-format', 'any-order', 'any-type', 'query-pci',
-             'hotplug', 'migration-checks'},
+             'hotplug', 'migration-checks', 'two-pfs'},
 }
