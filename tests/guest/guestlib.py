@@ -197,6 +197,10 @@ sys.path.insert(0, os.path.join(SRC, 'python'))
 from qemu.machine import QEMUMachine  # noqa: E402  pylint: disable=C0413
 
 
+# Lines of the console that a failed run prints (GuestResult.summary).
+CONSOLE_TAIL = 25
+
+
 class GuestResult:
     """What one guest run produced."""
 
@@ -227,6 +231,11 @@ class GuestResult:
         if self.rc not in (0, None):
             lines.append(f'scenario rc={self.rc}')
         lines.append(f'console log: {self.log}')
+        if self.error:
+            # CI keeps only what the test prints: the end of the console
+            # says why the guest died (a panic's reason, a stall report).
+            tail = _read(self.log).splitlines()[-CONSOLE_TAIL:]
+            lines += [f'console: {line}' for line in tail]
         return '\n'.join(lines)
 
 

@@ -17,7 +17,7 @@ went to any other netdev, the ping would fail.
 
 import os
 
-from guestlib import boot, has, needs
+from guestlib import ACCEL, boot, has, needs
 
 BUS = 'rp'                  # id of the PCIe root port the functions sit on
 GUEST_BUS = '0000:01'       # its secondary bus as the guest numbers it
@@ -404,22 +404,29 @@ class Scenario:
 # handling issue on cpu=1 timer-softirq=0" and the guest hangs in the next
 # grace period (echo 0 > sriov_numvfs, or poweroff).  That is TCG's, not
 # the device's: boot_smp() makes such a stall a kernel panic (a quick
-# failure rather than a timeout) and then boots once more.
+# failure rather than a timeout) and then boots once more.  CI saw the
+# same kind of panic once (10.2, sriov_255vfs) without that line in the
+# part of the log it kept, so any RCU stall panic counts: the device model
+# services each config write in under 10 ms (make bench), far below the
+# 21 s that RCU waits, and a stall that the device caused happens again
+# on the second boot, which then fails the test.
+RCU_STALL_PANIC = 'Kernel panic - not syncing: RCU Stall'
 TCG_TIMER_STALL = "kthread timer wakeup didn't happen"
 PANIC_ON_RCU_STALL = 'echo 1 > /proc/sys/kernel/panic_on_rcu_stall\n'
 
 
 def boot_smp(name, scenario, **kw):
-    """boot() for guests with several vCPUs; see TCG_TIMER_STALL."""
+    """boot() for guests with several vCPUs; see RCU_STALL_PANIC."""
     res = boot(name, PANIC_ON_RCU_STALL + scenario, **kw)
-    if res.ok:
+    if res.ok or ACCEL != 'tcg':
         return res
     with open(res.log, encoding='utf-8', errors='replace') as f:
-        if TCG_TIMER_STALL not in f.read():
-            return res
+        text = f.read()
+    if RCU_STALL_PANIC not in text and TCG_TIMER_STALL not in text:
+        return res
     stalled = res.log[:-len('.log')] + '-tcg-stall.log'
     os.replace(res.log, stalled)
-    print(f'# {name}: a vCPU timer stalled under TCG (console: {stalled}); '
+    print(f'# {name}: an RCU stall under TCG (console: {stalled}); '
           'booting again', flush=True)
     return boot(name, PANIC_ON_RCU_STALL + scenario, **kw)
 
